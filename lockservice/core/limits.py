@@ -1,0 +1,21 @@
+"""Server-configurable limits on what clients may send."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["Limits"]
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_key_bytes: int = 512
+    max_value_bytes: int = 1024 * 1024
+    max_request_id_chars: int = 128
+    max_transaction_items: int = 128
+    default_page_size: int = 100
+    max_page_size: int = 1000
+    # How many versions of each key stay readable (the current one included).
+    history_versions: int = 10
+    # How long a request_id remembers its first answer.
+    request_id_retention_seconds: int = 24 * 3600

@@ -1,0 +1,91 @@
+"""One frozen request dataclass per call into the core, independent of the wire format."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lockservice.model import Compare, Expectation, Fence, Operation
+
+__all__ = [
+    "CompareAndSet",
+    "CreateResource",
+    "DeleteResource",
+    "GetResource",
+    "ListResourceVersions",
+    "ListResources",
+    "Transact",
+    "UpdateResource",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class CreateResource:
+    key: str
+    value: bytes
+    content_type: str = ""
+    lease_id: str = ""
+    request_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class GetResource:
+    key: str
+    version: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateResource:
+    key: str
+    value: bytes
+    content_type: str = ""
+    expected_version: int | None = None
+    expected_etag: str = ""
+    allow_missing: bool = False
+    fence: Fence | None = None
+    lease_id: str = ""
+    request_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteResource:
+    key: str
+    expected_version: int | None = None
+    expected_etag: str = ""
+    allow_missing: bool = False
+    fence: Fence | None = None
+    request_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ListResources:
+    prefix: str = ""
+    page_size: int = 0
+    page_token: str = ""
+    with_values: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ListResourceVersions:
+    key: str
+    page_size: int = 0
+    page_token: str = ""
+    with_values: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class CompareAndSet:
+    key: str
+    expectation: Expectation | None
+    value: bytes
+    content_type: str = ""
+    fence: Fence | None = None
+    lease_id: str = ""
+    request_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Transact:
+    compares: tuple[Compare, ...]
+    operations: tuple[Operation, ...]
+    fence: Fence | None = None
+    request_id: str = ""

@@ -1,0 +1,86 @@
+"""Rules about what a key, a value and a request id may be. Messages name the limit broken."""
+
+from __future__ import annotations
+
+import re
+
+from lockservice.core.limits import Limits
+from lockservice.errors import InvalidArgument, InvalidKey, InvalidRequestId, ValueTooLarge
+
+__all__ = [
+    "KEY_ALPHABET",
+    "check_content_type",
+    "check_key",
+    "check_prefix",
+    "check_request_id",
+    "check_value",
+]
+
+# URL-path-safe without escaping (keys appear in HTTP paths), `/` for hierarchy.
+KEY_ALPHABET = "A-Z a-z 0-9 - . _ ~ / : @ + = , !"
+_KEY_CHARS = re.compile(r"[A-Za-z0-9\-._~/:@+=,!]*")
+_PRINTABLE_ASCII = re.compile(r"[\x21-\x7e]+")
+
+
+def check_key(key: str, limits: Limits, *, field: str = "key") -> None:
+    if not key:
+        raise InvalidKey(f"{field} is empty", metadata={"field": field})
+    size = len(key.encode("utf-8"))
+    if size > limits.max_key_bytes:
+        raise InvalidKey(
+            f"{field} is {size} bytes; the limit is {limits.max_key_bytes} bytes",
+            metadata={"field": field, "limit": str(limits.max_key_bytes)},
+        )
+    _check_key_syntax(key, field)
+    if key.startswith("/") or key.endswith("/"):
+        raise InvalidKey(f"{field} must not start or end with '/'", metadata={"field": field})
+    if any(segment in ("", ".", "..") for segment in key.split("/")):
+        raise InvalidKey(
+            f"{field} must not contain an empty, '.' or '..' path segment", metadata={"field": field}
+        )
+
+
+def check_prefix(prefix: str, limits: Limits, *, field: str = "prefix") -> None:
+    """A prefix is any start of a valid key (so it may end with '/'), or empty."""
+    size = len(prefix.encode("utf-8"))
+    if size > limits.max_key_bytes:
+        raise InvalidKey(
+            f"{field} is {size} bytes; the limit is {limits.max_key_bytes} bytes",
+            metadata={"field": field, "limit": str(limits.max_key_bytes)},
+        )
+    _check_key_syntax(prefix, field)
+
+
+def _check_key_syntax(key: str, field: str) -> None:
+    if _KEY_CHARS.fullmatch(key) is None:
+        raise InvalidKey(
+            f"{field} may only contain the characters {KEY_ALPHABET}",
+            metadata={"field": field, "alphabet": KEY_ALPHABET},
+        )
+
+
+def check_value(value: bytes, limits: Limits, *, field: str = "value") -> None:
+    if len(value) > limits.max_value_bytes:
+        raise ValueTooLarge(
+            f"{field} is {len(value)} bytes; the limit is {limits.max_value_bytes} bytes",
+            metadata={"field": field, "limit": str(limits.max_value_bytes)},
+        )
+
+
+def check_content_type(content_type: str, *, field: str = "content_type") -> None:
+    if content_type and (len(content_type) > 255 or _PRINTABLE_ASCII.fullmatch(content_type.replace(" ", "!")) is None):
+        raise InvalidArgument(
+            f"{field} must be at most 255 printable ASCII characters", metadata={"field": field}
+        )
+
+
+def check_request_id(request_id: str, limits: Limits) -> None:
+    """Empty means "no idempotency"; otherwise 1..max printable ASCII characters, no spaces."""
+    if not request_id:
+        return
+    if len(request_id) > limits.max_request_id_chars or _PRINTABLE_ASCII.fullmatch(request_id) is None:
+        raise InvalidRequestId(
+            f"request_id must be 1 to {limits.max_request_id_chars} printable ASCII characters "
+            "without spaces (a UUID is ideal)",
+            metadata={"field": "request_id", "limit": str(limits.max_request_id_chars)},
+        )

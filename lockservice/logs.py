@@ -1,0 +1,48 @@
+"""structlog, configured once: JSON lines (a console renderer on a terminal), ISO UTC times,
+contextvars, structured tracebacks, and stdlib logging routed through the same pipeline."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import structlog
+
+__all__ = ["LOG_LEVELS", "configure_logging"]
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def configure_logging(level: str = "info", fmt: str = "auto") -> None:
+    """`fmt` is "json", "console", or "auto" (console when stderr is a terminal)."""
+    numeric = logging.getLevelNamesMapping()[level.upper()]
+    console = fmt == "console" or (fmt == "auto" and sys.stderr.isatty())
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    renderer: Any
+    if console:
+        renderer = structlog.dev.ConsoleRenderer()
+    else:
+        shared.append(structlog.processors.dict_tracebacks)
+        renderer = structlog.processors.JSONRenderer()
+    structlog.configure(
+        processors=[*shared, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+    # Libraries that log through the standard library (grpc, asyncio) land in the same stream.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+            foreign_pre_chain=shared,
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(numeric)

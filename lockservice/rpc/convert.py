@@ -1,0 +1,204 @@
+"""Wire <-> model conversion: protobuf messages in, frozen dataclasses out, and back.
+
+Only the shape of the wire is checked here (which oneof is set); every rule lives in the core.
+"""
+
+from __future__ import annotations
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from lockservice.core import requests as rq
+from lockservice.model import (
+    Compare,
+    DeleteOperation,
+    DeleteResult,
+    ExpectAbsent,
+    ExpectEtag,
+    Expectation,
+    ExpectPresent,
+    ExpectValue,
+    ExpectVersion,
+    Fence,
+    Operation,
+    PutOperation,
+    Resource,
+    TransactResult,
+)
+from lockservice.errors import InvalidArgument
+from lockservice.v1 import lock_pb2, resource_pb2
+
+__all__ = [
+    "compare_and_set_request",
+    "create_request",
+    "delete_request",
+    "delete_response",
+    "get_request",
+    "list_request",
+    "list_versions_request",
+    "resource_to_proto",
+    "timestamp",
+    "transact_request",
+    "transact_response",
+    "update_request",
+]
+
+
+def timestamp(micros: int) -> Timestamp:
+    ts = Timestamp()
+    ts.FromMicroseconds(micros)
+    return ts
+
+
+def resource_to_proto(resource: Resource) -> resource_pb2.Resource:
+    return resource_pb2.Resource(
+        key=resource.key,
+        value=resource.value,
+        content_type=resource.content_type,
+        version=resource.version,
+        etag=resource.etag,
+        create_revision=resource.create_revision,
+        mod_revision=resource.mod_revision,
+        create_time=timestamp(resource.create_time_us),
+        update_time=timestamp(resource.update_time_us),
+        lease_id=resource.lease_id,
+    )
+
+
+def _fence(message: lock_pb2.Fence, present: bool) -> Fence | None:
+    return Fence(lock_name=message.lock_name, token=message.token) if present else None
+
+
+def _with_values(view: int) -> bool:
+    if view not in resource_pb2.ResourceView.values():
+        raise InvalidArgument(f"view {view} is not a ResourceView", metadata={"field": "view"})
+    return view == resource_pb2.RESOURCE_VIEW_FULL
+
+
+def create_request(m: resource_pb2.CreateResourceRequest) -> rq.CreateResource:
+    return rq.CreateResource(
+        key=m.key, value=m.value, content_type=m.content_type, lease_id=m.lease_id, request_id=m.request_id
+    )
+
+
+def get_request(m: resource_pb2.GetResourceRequest) -> rq.GetResource:
+    return rq.GetResource(key=m.key, version=m.version)
+
+
+def update_request(m: resource_pb2.UpdateResourceRequest) -> rq.UpdateResource:
+    return rq.UpdateResource(
+        key=m.key,
+        value=m.value,
+        content_type=m.content_type,
+        expected_version=m.expected_version if m.HasField("expected_version") else None,
+        expected_etag=m.expected_etag,
+        allow_missing=m.allow_missing,
+        fence=_fence(m.fence, m.HasField("fence")),
+        lease_id=m.lease_id,
+        request_id=m.request_id,
+    )
+
+
+def delete_request(m: resource_pb2.DeleteResourceRequest) -> rq.DeleteResource:
+    return rq.DeleteResource(
+        key=m.key,
+        expected_version=m.expected_version if m.HasField("expected_version") else None,
+        expected_etag=m.expected_etag,
+        allow_missing=m.allow_missing,
+        fence=_fence(m.fence, m.HasField("fence")),
+        request_id=m.request_id,
+    )
+
+
+def delete_response(result: DeleteResult) -> resource_pb2.DeleteResourceResponse:
+    response = resource_pb2.DeleteResourceResponse(revision=result.revision)
+    if result.resource is not None:
+        response.resource.CopyFrom(resource_to_proto(result.resource))
+    return response
+
+
+def list_request(m: resource_pb2.ListResourcesRequest) -> rq.ListResources:
+    return rq.ListResources(
+        prefix=m.prefix, page_size=m.page_size, page_token=m.page_token, with_values=_with_values(m.view)
+    )
+
+
+def list_versions_request(m: resource_pb2.ListResourceVersionsRequest) -> rq.ListResourceVersions:
+    return rq.ListResourceVersions(
+        key=m.key, page_size=m.page_size, page_token=m.page_token, with_values=_with_values(m.view)
+    )
+
+
+def _cas_expectation(m: resource_pb2.CompareAndSetRequest) -> Expectation | None:
+    match m.WhichOneof("expected"):
+        case "expected_version":
+            return ExpectVersion(m.expected_version)
+        case "expected_etag":
+            return ExpectEtag(m.expected_etag)
+        case "expected_value":
+            return ExpectValue(m.expected_value)
+        case "expect_absent":
+            return ExpectAbsent() if m.expect_absent else ExpectPresent()
+    return None
+
+
+def compare_and_set_request(m: resource_pb2.CompareAndSetRequest) -> rq.CompareAndSet:
+    return rq.CompareAndSet(
+        key=m.key,
+        expectation=_cas_expectation(m),
+        value=m.value,
+        content_type=m.content_type,
+        fence=_fence(m.fence, m.HasField("fence")),
+        lease_id=m.lease_id,
+        request_id=m.request_id,
+    )
+
+
+def _compare(index: int, m: resource_pb2.Compare) -> Compare:
+    expectation: Expectation
+    match m.WhichOneof("expected"):
+        case "version":
+            expectation = ExpectVersion(m.version)
+        case "etag":
+            expectation = ExpectEtag(m.etag)
+        case "value":
+            expectation = ExpectValue(m.value)
+        case "absent":
+            expectation = ExpectAbsent() if m.absent else ExpectPresent()
+        case _:
+            raise InvalidArgument(
+                f"compares[{index}] sets none of version, etag, value or absent",
+                metadata={"field": f"compares[{index}]"},
+            )
+    return Compare(key=m.key, expectation=expectation)
+
+
+def _operation(index: int, m: resource_pb2.Operation) -> Operation:
+    match m.WhichOneof("operation"):
+        case "put":
+            return PutOperation(
+                key=m.put.key, value=m.put.value, content_type=m.put.content_type, lease_id=m.put.lease_id
+            )
+        case "delete":
+            return DeleteOperation(key=m.delete.key)
+    raise InvalidArgument(
+        f"operations[{index}] is neither a put nor a delete", metadata={"field": f"operations[{index}]"}
+    )
+
+
+def transact_request(m: resource_pb2.TransactRequest) -> rq.Transact:
+    return rq.Transact(
+        compares=tuple(_compare(i, c) for i, c in enumerate(m.compares)),
+        operations=tuple(_operation(i, o) for i, o in enumerate(m.operations)),
+        fence=_fence(m.fence, m.HasField("fence")),
+        request_id=m.request_id,
+    )
+
+
+def transact_response(result: TransactResult) -> resource_pb2.TransactResponse:
+    return resource_pb2.TransactResponse(
+        revision=result.revision,
+        results=[
+            resource_pb2.OperationResult(resource=resource_to_proto(r.resource), deleted=r.deleted)
+            for r in result.results
+        ],
+    )

@@ -1,0 +1,42 @@
+"""Generate lockservice/v1 from protos/lockservice/v1 (messages, gRPC stubs, type stubs).
+
+The output is committed so that installing needs no protoc; CI runs this script and fails when
+the committed code differs from what the protos generate.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import sys
+
+import grpc_tools
+from grpc_tools import protoc
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+PROTOS = ROOT / "protos"
+OUT = ROOT
+
+
+def main() -> int:
+    sources = sorted(str(p.relative_to(PROTOS)) for p in (PROTOS / "lockservice" / "v1").glob("*.proto"))
+    well_known = pathlib.Path(grpc_tools.__file__).parent / "_proto"
+    args = [
+        "grpc_tools.protoc",
+        f"-I{PROTOS}",
+        f"-I{well_known}",
+        f"--python_out={OUT}",
+        f"--pyi_out={OUT}",
+        f"--grpc_python_out={OUT}",
+        *sources,
+    ]
+    code = protoc.main(args)
+    if code != 0:
+        print(f"protoc failed with exit code {code}", file=sys.stderr)
+        return int(code)
+    init = OUT / "lockservice" / "v1" / "__init__.py"
+    init.write_text('"""Generated from protos/lockservice/v1 by scripts/gen_protos.py: never edit by hand."""\n')
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
