@@ -30,13 +30,15 @@ class _EnvDefault:
         return os.environ.get(self.variable, self.fallback)
 
 
-def _add(parser: argparse.ArgumentParser, flag: str, fallback: object, help_text: str, kind: type = str) -> None:
+def _add(
+    parser: argparse.ArgumentParser, flag: str, fallback: object, help_text: str, kind: type = str
+) -> None:
     env = _EnvDefault(flag, fallback)
     parser.add_argument(
         f"--{flag}",
         default=env.value(),
         type=kind,
-        metavar=flag.split("-")[-1].upper(),
+        metavar=flag.rsplit("-", maxsplit=1)[-1].upper(),
         help=f"{help_text} [env {env.variable}; default {fallback}]",
     )
 
@@ -45,7 +47,9 @@ def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     serve = sub.add_parser(
         "serve",
         help="run the gRPC server",
-        description="Run the lockservice gRPC server. Flags beat LOCKSERVICE_* variables, which beat defaults.",
+        description=(
+            "Run the lockservice gRPC server. Flags beat LOCKSERVICE_* variables, which beat defaults."
+        ),
     )
     _add(serve, "listen", _DEFAULTS.listen, "gRPC address: HOST:PORT or unix:PATH")
     _add(serve, "db", _DEFAULTS.db, "SQLite database file")

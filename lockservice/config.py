@@ -65,7 +65,9 @@ class Settings:
 def parse_listen(listen: str) -> str:
     """A gRPC bind address: HOST:PORT, [IPv6]:PORT, or unix:PATH (a sidecar's socket)."""
     if listen.startswith("unix:"):
-        path = listen.removeprefix("unix://") if listen.startswith("unix://") else listen.removeprefix("unix:")
+        path = (
+            listen.removeprefix("unix://") if listen.startswith("unix://") else listen.removeprefix("unix:")
+        )
         if not path:
             raise ConfigError("--listen: unix: needs a socket path, as in unix:/run/lockservice.sock")
         directory = os.path.dirname(os.path.abspath(path))

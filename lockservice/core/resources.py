@@ -42,8 +42,8 @@ from lockservice.model import (
     DeleteOperation,
     DeleteResult,
     ExpectAbsent,
-    ExpectEtag,
     Expectation,
+    ExpectEtag,
     ExpectPresent,
     ExpectValue,
     ExpectVersion,
@@ -183,7 +183,11 @@ class Resources:
             raise VersionNotFound(
                 f"version {req.version} of {req.key} is not retained; the current version is "
                 f"{current.version} and the server keeps the last {self._limits.history_versions}",
-                metadata={"key": req.key, "version": str(req.version), "current_version": str(current.version)},
+                metadata={
+                    "key": req.key,
+                    "version": str(req.version),
+                    "current_version": str(current.version),
+                },
                 conflict=ConflictState(
                     key=req.key,
                     current=current,
@@ -200,7 +204,9 @@ class Resources:
         cursor = decode_page_token(req.page_token, query, str)
         start_after = cursor if isinstance(cursor, str) else ""
         revision = await self._store.current_revision()
-        rows = await self._store.list_resources(req.prefix, start_after, size + 1, with_values=req.with_values)
+        rows = await self._store.list_resources(
+            req.prefix, start_after, size + 1, with_values=req.with_values
+        )
         token = encode_page_token(query, rows[size - 1].key) if len(rows) > size else ""
         return Page(items=tuple(rows[:size]), next_page_token=token, revision=revision)
 
@@ -237,7 +243,9 @@ class Resources:
             return _write(txn, req.key, req.value, req.content_type, req.lease_id)
 
         return await self._store.write(
-            lambda txn: run_once(txn, req.request_id, print_, lambda: run(txn), encode_resource, decode_resource)
+            lambda txn: run_once(
+                txn, req.request_id, print_, lambda: run(txn), encode_resource, decode_resource
+            )
         )
 
     async def update(self, req: rq.UpdateResource) -> Resource:
@@ -255,7 +263,9 @@ class Resources:
             return _write(txn, req.key, req.value, req.content_type, req.lease_id)
 
         return await self._store.write(
-            lambda txn: run_once(txn, req.request_id, print_, lambda: run(txn), encode_resource, decode_resource)
+            lambda txn: run_once(
+                txn, req.request_id, print_, lambda: run(txn), encode_resource, decode_resource
+            )
         )
 
     async def delete(self, req: rq.DeleteResource) -> DeleteResult:
@@ -292,7 +302,9 @@ class Resources:
             )
         expectation = req.expectation
         if isinstance(expectation, ExpectVersion) and expectation.version < 1:
-            raise InvalidArgument("expected_version must be 1 or more", metadata={"field": "expected_version"})
+            raise InvalidArgument(
+                "expected_version must be 1 or more", metadata={"field": "expected_version"}
+            )
         if isinstance(expectation, ExpectValue):
             check_value(expectation.value, self._limits, field="expected_value")
         self._check_unsupported(req.fence, req.lease_id)
@@ -306,20 +318,27 @@ class Resources:
                 found = "missing" if current is None else f"at version {current.version}"
                 raise ValueMismatch(
                     f"{req.key} is {found} and does not match the expected {expectation.describe()}",
-                    metadata={"key": req.key, **({"current_version": str(current.version)} if current else {})},
+                    metadata={
+                        "key": req.key,
+                        **({"current_version": str(current.version)} if current else {}),
+                    },
                     conflict=_conflict(req.key, current, txn, expectation.describe()),
                 )
             return _write(txn, req.key, req.value, req.content_type, req.lease_id)
 
         return await self._store.write(
-            lambda txn: run_once(txn, req.request_id, print_, lambda: run(txn), encode_resource, decode_resource)
+            lambda txn: run_once(
+                txn, req.request_id, print_, lambda: run(txn), encode_resource, decode_resource
+            )
         )
 
     def _check_transaction(self, req: rq.Transact) -> None:
         limit = self._limits.max_transaction_items
         check_request_id(req.request_id, self._limits)
         if not req.operations:
-            raise InvalidArgument("a transaction needs at least one operation", metadata={"field": "operations"})
+            raise InvalidArgument(
+                "a transaction needs at least one operation", metadata={"field": "operations"}
+            )
         for name, items in (("compares", req.compares), ("operations", req.operations)):
             if len(items) > limit:
                 raise InvalidArgument(

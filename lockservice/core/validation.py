@@ -68,7 +68,9 @@ def check_value(value: bytes, limits: Limits, *, field: str = "value") -> None:
 
 
 def check_content_type(content_type: str, *, field: str = "content_type") -> None:
-    if content_type and (len(content_type) > 255 or _PRINTABLE_ASCII.fullmatch(content_type.replace(" ", "!")) is None):
+    if content_type and (
+        len(content_type) > 255 or _PRINTABLE_ASCII.fullmatch(content_type.replace(" ", "!")) is None
+    ):
         raise InvalidArgument(
             f"{field} must be at most 255 printable ASCII characters", metadata={"field": field}
         )

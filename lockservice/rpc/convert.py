@@ -8,13 +8,14 @@ from __future__ import annotations
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from lockservice.core import requests as rq
+from lockservice.errors import InvalidArgument
 from lockservice.model import (
     Compare,
     DeleteOperation,
     DeleteResult,
     ExpectAbsent,
-    ExpectEtag,
     Expectation,
+    ExpectEtag,
     ExpectPresent,
     ExpectValue,
     ExpectVersion,
@@ -24,7 +25,6 @@ from lockservice.model import (
     Resource,
     TransactResult,
 )
-from lockservice.errors import InvalidArgument
 from lockservice.v1 import lock_pb2, resource_pb2
 
 __all__ = [

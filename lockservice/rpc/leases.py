@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, TypeAlias
 
 import grpc
 
@@ -13,11 +13,13 @@ from lockservice.v1 import lease_pb2_grpc
 
 __all__ = ["LeaseServicer"]
 
-Context = grpc.aio.ServicerContext[Any, Any]
+Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 
 
 def _not_served(method: str) -> FeatureNotImplemented:
-    return FeatureNotImplemented(f"LeaseService.{method} is designed in the protos but not served by this build yet")
+    return FeatureNotImplemented(
+        f"LeaseService.{method} is designed in the protos but not served by this build yet"
+    )
 
 
 class LeaseServicer(lease_pb2_grpc.LeaseServiceServicer):

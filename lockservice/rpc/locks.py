@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeAlias
 
 import grpc
 
@@ -12,11 +12,13 @@ from lockservice.v1 import lock_pb2_grpc
 
 __all__ = ["LockServicer"]
 
-Context = grpc.aio.ServicerContext[Any, Any]
+Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 
 
 def _not_served(method: str) -> FeatureNotImplemented:
-    return FeatureNotImplemented(f"LockService.{method} is designed in the protos but not served by this build yet")
+    return FeatureNotImplemented(
+        f"LockService.{method} is designed in the protos but not served by this build yet"
+    )
 
 
 class LockServicer(lock_pb2_grpc.LockServiceServicer):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, TypeAlias
 
 import grpc
 
@@ -15,7 +15,7 @@ from lockservice.v1 import resource_pb2, resource_pb2_grpc
 
 __all__ = ["ResourceServicer"]
 
-Context = grpc.aio.ServicerContext[Any, Any]
+Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 
 
 class ResourceServicer(resource_pb2_grpc.ResourceServiceServicer):

@@ -51,7 +51,9 @@ async def serve(settings: Settings) -> int:
             ("grpc.so_reuseport", 0),
         ]
     )
-    resource_pb2_grpc.add_ResourceServiceServicer_to_server(ResourceServicer(Resources(store, limits)), server)
+    resource_pb2_grpc.add_ResourceServiceServicer_to_server(
+        ResourceServicer(Resources(store, limits)), server
+    )
     lease_pb2_grpc.add_LeaseServiceServicer_to_server(LeaseServicer(), server)
     lock_pb2_grpc.add_LockServiceServicer_to_server(LockServicer(), server)
     health_servicer = health.aio.HealthServicer()

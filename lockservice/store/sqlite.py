@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from lockservice.errors import LockserviceError, StoreUnavailable
+from lockservice.errors import StoreUnavailable
 from lockservice.model import Resource
 from lockservice.store.base import StoredAnswer, WriteTxn
 from lockservice.store.sqlite_schema import migrate
@@ -37,7 +37,8 @@ _PRUNE_EVERY_SECONDS = 60.0
 _PRUNE_BATCH_ROWS = 10_000
 
 _RESOURCE_COLUMNS = (
-    "key, value, content_type, version, create_revision, mod_revision, create_time_us, update_time_us, lease_id"
+    "key, value, content_type, version, create_revision, mod_revision, create_time_us, "
+    "update_time_us, lease_id"
 )
 _META_COLUMNS = (
     "key, x'' AS value, content_type, version, create_revision, mod_revision, create_time_us, "
@@ -95,7 +96,9 @@ class _SqliteTxn:
         self.now_us = now_us
 
     def get(self, key: str) -> Resource | None:
-        row = self._conn.execute(f"SELECT {_RESOURCE_COLUMNS} FROM resources WHERE key = ?", (key,)).fetchone()
+        row = self._conn.execute(
+            f"SELECT {_RESOURCE_COLUMNS} FROM resources WHERE key = ?", (key,)
+        ).fetchone()
         return None if row is None else _row_to_resource(row)
 
     def put(self, resource: Resource) -> None:
@@ -110,12 +113,15 @@ class _SqliteTxn:
             resource.update_time_us,
             resource.lease_id,
         )
-        self._conn.execute(f"INSERT OR REPLACE INTO resources ({_RESOURCE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)", values)
+        self._conn.execute(
+            f"INSERT OR REPLACE INTO resources ({_RESOURCE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)", values
+        )
         if resource.version == 1:
             # A new incarnation: versions of an earlier one must not be mistaken for its own.
             self._conn.execute("DELETE FROM resource_versions WHERE key = ?", (resource.key,))
         self._conn.execute(
-            f"INSERT OR REPLACE INTO resource_versions ({_RESOURCE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)", values
+            f"INSERT OR REPLACE INTO resource_versions ({_RESOURCE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)",
+            values,
         )
         oldest_kept = resource.version - self._history + 1
         if oldest_kept > 1:
@@ -170,6 +176,9 @@ class SqliteStore:
         self._revision = 0
         self._closed = False
         self._last_prune = 0.0
+        # Written by the writer thread only; read for metrics and tests.
+        self.commits = 0
+        self.committed_bodies = 0
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -198,7 +207,9 @@ class SqliteStore:
         conn.close()
         self._reader = self._connect()
         ready = threading.Event()
-        self._writer = threading.Thread(target=self._write_loop, args=(ready,), name="sqlite-writer", daemon=True)
+        self._writer = threading.Thread(
+            target=self._write_loop, args=(ready,), name="sqlite-writer", daemon=True
+        )
         self._writer.start()
         ready.wait()
 
@@ -270,7 +281,7 @@ class SqliteStore:
                 txn = _SqliteTxn(conn, revision, now, self._history)
                 try:
                     pending.outcome = pending.body(txn)
-                except BaseException as error:  # noqa: BLE001 - handed to the caller's future
+                except BaseException as error:
                     conn.execute("ROLLBACK TO body")
                     pending.error = error
                 else:
@@ -279,6 +290,8 @@ class SqliteStore:
             if revision != start_revision:
                 conn.execute("UPDATE meta SET value = ? WHERE name = 'revision'", (revision,))
             conn.execute("COMMIT")
+            self.commits += 1
+            self.committed_bodies += len(batch)
             return revision
         except sqlite3.Error as error:
             with contextlib.suppress(sqlite3.Error):
@@ -349,7 +362,9 @@ class SqliteStore:
             sql = f"SELECT {columns} FROM resources WHERE key >= ? AND key > ? ORDER BY key LIMIT ?"
             params: tuple[Any, ...] = (lower, start_after, limit)
         else:
-            sql = f"SELECT {columns} FROM resources WHERE key >= ? AND key > ? AND key < ? ORDER BY key LIMIT ?"
+            sql = (
+                f"SELECT {columns} FROM resources WHERE key >= ? AND key > ? AND key < ? ORDER BY key LIMIT ?"
+            )
             params = (lower, start_after, upper, limit)
         return [_row_to_resource(row) for row in self._read(sql, params)]
 

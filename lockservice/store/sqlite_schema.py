@@ -29,14 +29,14 @@ def _v1_resources(db: sqlite_utils.Database) -> None:
         "lease_id": str,
     }
     not_null = set(resource_columns)
-    db["resources"].create(resource_columns, pk="key", not_null=not_null)
-    db["resource_versions"].create(resource_columns, pk=("key", "version"), not_null=not_null)
-    db["request_answers"].create(
+    db.table("resources").create(resource_columns, pk="key", not_null=not_null)
+    db.table("resource_versions").create(resource_columns, pk=("key", "version"), not_null=not_null)
+    db.table("request_answers").create(
         {"request_id": str, "fingerprint": str, "answer": str, "created_us": int},
         pk="request_id",
         not_null={"request_id", "fingerprint", "answer", "created_us"},
     )
-    db["request_answers"].create_index(["created_us"])
+    db.table("request_answers").create_index(["created_us"])
     db.execute("INSERT INTO meta (name, value) VALUES ('revision', 0)")
 
 
@@ -50,7 +50,7 @@ def migrate(conn: sqlite3.Connection) -> None:
     conn.execute("BEGIN IMMEDIATE")
     try:
         if "meta" not in db.table_names():
-            db["meta"].create({"name": str, "value": int}, pk="name", not_null={"name", "value"})
+            db.table("meta").create({"name": str, "value": int}, pk="name", not_null={"name", "value"})
             conn.execute("INSERT INTO meta (name, value) VALUES ('schema_version', 0)")
         current = conn.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchone()[0]
         if current > SCHEMA_VERSION:

@@ -1,0 +1,105 @@
+"""The one error table is complete and agrees with the proto contract."""
+
+from __future__ import annotations
+
+import grpc
+from google.rpc import error_details_pb2, status_pb2
+
+from lockservice import errors
+from lockservice.model import ConflictState, Resource
+from lockservice.rpc.status import DOMAIN, GRPC_CODE_BY_ERROR, internal_status, to_grpc_status
+from lockservice.v1 import errors_pb2
+
+
+def _decode(status: grpc.Status) -> status_pb2.Status:
+    ((key, value),) = status.trailing_metadata
+    assert key == "grpc-status-details-bin"
+    decoded = status_pb2.Status()
+    decoded.ParseFromString(value)
+    return decoded
+
+
+def test_every_error_class_has_a_grpc_code() -> None:
+    unmapped = [cls.__name__ for cls in errors.all_error_classes() if cls not in GRPC_CODE_BY_ERROR]
+    assert unmapped == []
+
+
+def test_every_reason_is_a_value_of_the_proto_enum() -> None:
+    proto_reasons = set(errors_pb2.ErrorReason.keys())
+    for cls in errors.all_error_classes():
+        assert cls.reason in proto_reasons, cls.__name__
+
+
+def test_reasons_are_unique() -> None:
+    reasons = [cls.reason for cls in errors.all_error_classes()]
+    assert len(reasons) == len(set(reasons))
+
+
+def test_design_table_codes() -> None:
+    expected = {
+        errors.ResourceExists: grpc.StatusCode.ALREADY_EXISTS,
+        errors.VersionMismatch: grpc.StatusCode.ABORTED,
+        errors.ValueMismatch: grpc.StatusCode.ABORTED,
+        errors.TransactionConflict: grpc.StatusCode.ABORTED,
+        errors.LockHeld: grpc.StatusCode.ABORTED,
+        errors.LockNotHeld: grpc.StatusCode.ABORTED,
+        errors.StaleFence: grpc.StatusCode.ABORTED,
+        errors.ResourceNotFound: grpc.StatusCode.NOT_FOUND,
+        errors.LeaseNotFound: grpc.StatusCode.NOT_FOUND,
+        errors.LockNotFound: grpc.StatusCode.NOT_FOUND,
+        errors.InvalidKey: grpc.StatusCode.INVALID_ARGUMENT,
+        errors.ValueTooLarge: grpc.StatusCode.INVALID_ARGUMENT,
+        errors.InvalidTtl: grpc.StatusCode.INVALID_ARGUMENT,
+        errors.RequestIdReused: grpc.StatusCode.INVALID_ARGUMENT,
+        errors.Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
+        errors.PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
+        errors.StoreUnavailable: grpc.StatusCode.UNAVAILABLE,
+        errors.ShuttingDown: grpc.StatusCode.UNAVAILABLE,
+    }
+    for cls, code in expected.items():
+        assert GRPC_CODE_BY_ERROR[cls] == code, cls.__name__
+
+
+def test_conflict_status_carries_error_info_and_current_state() -> None:
+    current = Resource(
+        key="orders/1",
+        value=b"v",
+        content_type="text/plain",
+        version=7,
+        create_revision=3,
+        mod_revision=42,
+        create_time_us=1_700_000_000_000_000,
+        update_time_us=1_700_000_000_500_000,
+    )
+    error = errors.VersionMismatch(
+        "orders/1 is at version 7, not at the expected version 6",
+        metadata={"key": "orders/1", "current_version": "7"},
+        conflict=ConflictState(key="orders/1", current=current, expected="version 6", revision=50),
+    )
+    status = to_grpc_status(error)
+    assert status.code == grpc.StatusCode.ABORTED
+    assert status.details == "orders/1 is at version 7, not at the expected version 6"
+    decoded = _decode(status)
+    assert decoded.code == grpc.StatusCode.ABORTED.value[0]
+    info = error_details_pb2.ErrorInfo()
+    assert decoded.details[0].Unpack(info)
+    assert (info.reason, info.domain, dict(info.metadata)) == (
+        "VERSION_MISMATCH",
+        DOMAIN,
+        {"key": "orders/1", "current_version": "7"},
+    )
+    detail = errors_pb2.ConflictDetail()
+    assert decoded.details[1].Unpack(detail)
+    assert detail.exists
+    assert (detail.current_version, detail.current_etag, detail.current_mod_revision) == (7, '"3.7"', 42)
+    assert detail.current_update_time.ToMicroseconds() == 1_700_000_000_500_000
+    assert (detail.expected, detail.revision) == ("version 6", 50)
+
+
+def test_internal_status_hides_the_cause() -> None:
+    status = internal_status()
+    assert status.code == grpc.StatusCode.INTERNAL
+    assert status.details == "internal error; the server logged the cause"
+    info = error_details_pb2.ErrorInfo()
+    assert _decode(status).details[0].Unpack(info)
+    assert info.reason == "INTERNAL_ERROR"
