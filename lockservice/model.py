@@ -5,14 +5,17 @@ Times are integers: microseconds since the Unix epoch (UTC), named `*_us`.
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 
 __all__ = [
     "DEFAULT_CONTENT_TYPE",
+    "ChangeEvent",
     "Compare",
     "ConflictState",
     "DeleteOperation",
     "DeleteResult",
+    "EventType",
     "ExpectAbsent",
     "ExpectEtag",
     "ExpectPresent",
@@ -20,12 +23,21 @@ __all__ = [
     "ExpectVersion",
     "Expectation",
     "Fence",
+    "Lease",
+    "LeaseEnded",
+    "LeaseView",
+    "LockGranted",
+    "LockState",
+    "LockView",
+    "LockWaiter",
     "Operation",
     "OperationResult",
     "Page",
     "PutOperation",
     "Resource",
     "TransactResult",
+    "WaiterFailed",
+    "WatchBatch",
     "etag_for",
 ]
 
@@ -167,3 +179,116 @@ class ConflictState:
     expire_time_us: int = 0
     lease_id: str = ""
     extra: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """A TTL a client keeps alive. `owner_lock` names the lock it was granted for, if any:
+    such a lease ends with that lock's release."""
+
+    lease_id: str
+    holder: str
+    ttl_seconds: int
+    grant_time_us: int
+    expire_time_us: int
+    owner_lock: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseView:
+    """A lease as callers see it, with what hangs on it."""
+
+    lease: Lease
+    remaining_ms: int
+    lock_names: tuple[str, ...] = ()
+    resource_keys: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseEnded:
+    """What ending a lease released and deleted."""
+
+    revision: int
+    released_locks: tuple[str, ...]
+    deleted_keys: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class LockState:
+    """A lock's row. `token` is the last fencing token issued (the holder's while `held`);
+    the row outlives releases so tokens never repeat. `grant_id` names the acquisition."""
+
+    name: str
+    held: bool
+    holder: str
+    lease_id: str
+    token: int
+    acquire_time_us: int
+    lock_delay_us: int
+    available_time_us: int
+    grant_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class LockView:
+    """A lock as callers see it: its state, the holder's lease expiry and the queue length."""
+
+    state: LockState
+    expire_time_us: int
+    waiters: int
+
+
+@dataclass(frozen=True, slots=True)
+class LockWaiter:
+    """A caller queued for a lock, in `seq` order (first come, first served)."""
+
+    waiter_id: str
+    name: str
+    seq: int
+    holder: str
+    lease_id: str
+    ttl_seconds: int
+    lock_delay_us: int
+    request_id: str = ""
+    fingerprint: str = ""
+
+
+class EventType(enum.Enum):
+    PUT = "PUT"
+    DELETE = "DELETE"
+    EXPIRE = "EXPIRE"
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeEvent:
+    """A committed change to a key: for PUT the new state, else the last state."""
+
+    type: EventType
+    resource: Resource
+    revision: int
+
+
+@dataclass(frozen=True, slots=True)
+class LockGranted:
+    """Published after commit: the queued `waiter_id` now holds the lock."""
+
+    waiter_id: str
+    lock: LockView
+
+
+@dataclass(frozen=True, slots=True)
+class WaiterFailed:
+    """Published after commit: the queued `waiter_id` was dropped (its lease ended)."""
+
+    waiter_id: str
+    name: str
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class WatchBatch:
+    """Events for one watcher, in revision order; empty when it only reports progress."""
+
+    events: tuple[ChangeEvent, ...]
+    revision: int

@@ -6,13 +6,28 @@ import base64
 import json
 from typing import Any
 
-from lockservice.model import DeleteResult, OperationResult, Resource, TransactResult
+from lockservice.model import (
+    DeleteResult,
+    Lease,
+    LeaseEnded,
+    LockState,
+    LockView,
+    OperationResult,
+    Resource,
+    TransactResult,
+)
 
 __all__ = [
     "decode_delete_result",
+    "decode_lease",
+    "decode_lease_ended",
+    "decode_lock_view",
     "decode_resource",
     "decode_transact_result",
     "encode_delete_result",
+    "encode_lease",
+    "encode_lease_ended",
+    "encode_lock_view",
     "encode_resource",
     "encode_transact_result",
 ]
@@ -77,3 +92,56 @@ def decode_transact_result(answer: str) -> TransactResult:
         for r in data["results"]
     )
     return TransactResult(revision=data["revision"], results=results)
+
+
+def encode_lease(lease: Lease) -> str:
+    return json.dumps(
+        {
+            "lease_id": lease.lease_id,
+            "holder": lease.holder,
+            "ttl_seconds": lease.ttl_seconds,
+            "grant_time_us": lease.grant_time_us,
+            "expire_time_us": lease.expire_time_us,
+            "owner_lock": lease.owner_lock,
+        }
+    )
+
+
+def decode_lease(answer: str) -> Lease:
+    return Lease(**json.loads(answer))
+
+
+def encode_lock_view(view: LockView) -> str:
+    s = view.state
+    state = {
+        "name": s.name,
+        "held": s.held,
+        "holder": s.holder,
+        "lease_id": s.lease_id,
+        "token": s.token,
+        "acquire_time_us": s.acquire_time_us,
+        "lock_delay_us": s.lock_delay_us,
+        "available_time_us": s.available_time_us,
+        "grant_id": s.grant_id,
+    }
+    return json.dumps({"state": state, "expire_time_us": view.expire_time_us, "waiters": view.waiters})
+
+
+def decode_lock_view(answer: str) -> LockView:
+    data = json.loads(answer)
+    return LockView(
+        state=LockState(**data["state"]), expire_time_us=data["expire_time_us"], waiters=data["waiters"]
+    )
+
+
+def encode_lease_ended(ended: LeaseEnded) -> str:
+    return json.dumps(
+        {"revision": ended.revision, "locks": list(ended.released_locks), "keys": list(ended.deleted_keys)}
+    )
+
+
+def decode_lease_ended(answer: str) -> LeaseEnded:
+    data = json.loads(answer)
+    return LeaseEnded(
+        revision=data["revision"], released_locks=tuple(data["locks"]), deleted_keys=tuple(data["keys"])
+    )

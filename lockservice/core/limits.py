@@ -19,3 +19,12 @@ class Limits:
     history_versions: int = 10
     # How long a request_id remembers its first answer.
     request_id_retention_seconds: int = 24 * 3600
+    min_lease_ttl_seconds: int = 1
+    max_lease_ttl_seconds: int = 24 * 3600
+    max_lock_wait_seconds: float = 3600.0
+    # Lock-delay after a holder's lease expires, when the acquire does not choose one.
+    default_lock_delay_seconds: float = 0.0
+    max_lock_delay_seconds: float = 300.0
+    max_waiters_per_lock: int = 1024
+    # A watcher further behind than this many pending responses is cut off.
+    watch_queue_size: int = 1024

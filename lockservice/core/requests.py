@@ -7,14 +7,20 @@ from dataclasses import dataclass
 from lockservice.model import Compare, Expectation, Fence, Operation
 
 __all__ = [
+    "AcquireLock",
     "CompareAndSet",
     "CreateResource",
     "DeleteResource",
     "GetResource",
+    "GrantLease",
     "ListResourceVersions",
     "ListResources",
+    "RefreshLease",
+    "ReleaseLock",
+    "RevokeLease",
     "Transact",
     "UpdateResource",
+    "Watch",
 ]
 
 
@@ -89,3 +95,49 @@ class Transact:
     operations: tuple[Operation, ...]
     fence: Fence | None = None
     request_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class GrantLease:
+    ttl_seconds: int
+    holder: str = ""
+    request_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshLease:
+    lease_id: str
+    request_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RevokeLease:
+    lease_id: str
+    request_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AcquireLock:
+    """Exactly one of `lease_id` and `ttl_seconds` (a lease created for the caller)."""
+
+    name: str
+    lease_id: str = ""
+    ttl_seconds: int = 0
+    holder: str = ""
+    wait_timeout_seconds: float = 0.0
+    lock_delay_seconds: float | None = None
+    request_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseLock:
+    name: str
+    token: int
+    request_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Watch:
+    key: str
+    prefix: bool = False
+    start_revision: int = 0

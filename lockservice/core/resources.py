@@ -15,18 +15,20 @@ from lockservice.core.answers import (
     encode_resource,
     encode_transact_result,
 )
+from lockservice.core.fencing import check_fence, check_fence_shape
 from lockservice.core.idempotency import fingerprint, run_once
+from lockservice.core.leasing import require_live_lease
 from lockservice.core.limits import Limits
 from lockservice.core.pagination import decode_page_token, encode_page_token, page_size
 from lockservice.core.validation import (
     check_content_type,
     check_key,
+    check_lease_id,
     check_prefix,
     check_request_id,
     check_value,
 )
 from lockservice.errors import (
-    FeatureNotImplemented,
     InvalidArgument,
     ResourceExists,
     ResourceNotFound,
@@ -79,6 +81,8 @@ def _conflict(key: str, current: Resource | None, txn: WriteTxn, expected: str =
 
 def _write(txn: WriteTxn, key: str, value: bytes, content_type: str, lease_id: str) -> Resource:
     """Puts a new version of `key`: version 1 if missing, else +1; returns the new state."""
+    if lease_id:
+        require_live_lease(txn, lease_id)
     current = txn.get(key)
     revision = txn.next_revision()
     now = txn.now_us
@@ -150,20 +154,10 @@ class Resources:
         check_content_type(content_type)
         check_request_id(request_id, self._limits)
 
-    @staticmethod
-    def _check_unsupported(fence: Fence | None = None, lease_id: str = "") -> None:
-        # Leases and locks land with the leases/locks work; until then a fenced or leased write
-        # is refused rather than silently applied without its protection.
-        if fence is not None:
-            raise FeatureNotImplemented(
-                "fenced writes need LockService, which this server does not serve yet",
-                metadata={"field": "fence"},
-            )
+    def _check_attachments(self, fence: Fence | None = None, lease_id: str = "") -> None:
+        check_fence_shape(fence, self._limits)
         if lease_id:
-            raise FeatureNotImplemented(
-                "attaching resources to leases needs LeaseService, which this server does not serve yet",
-                metadata={"field": "lease_id"},
-            )
+            check_lease_id(lease_id)
 
     # -- reads ------------------------------------------------------------------------------
 
@@ -229,8 +223,8 @@ class Resources:
 
     async def create(self, req: rq.CreateResource) -> Resource:
         self._check_write(req.key, req.value, req.content_type, req.request_id)
-        self._check_unsupported(lease_id=req.lease_id)
-        print_ = fingerprint("CreateResource", req)
+        self._check_attachments(lease_id=req.lease_id)
+        request_print = fingerprint("CreateResource", req)
 
         def run(txn: WriteTxn) -> Resource:
             current = txn.get(req.key)
@@ -244,17 +238,18 @@ class Resources:
 
         return await self._store.write(
             lambda txn: run_once(
-                txn, req.request_id, print_, lambda: run(txn), encode_resource, decode_resource
+                txn, req.request_id, request_print, lambda: run(txn), encode_resource, decode_resource
             )
         )
 
     async def update(self, req: rq.UpdateResource) -> Resource:
         self._check_write(req.key, req.value, req.content_type, req.request_id)
         expectation = _update_expectation(req.expected_version, req.expected_etag)
-        self._check_unsupported(req.fence, req.lease_id)
-        print_ = fingerprint("UpdateResource", req)
+        self._check_attachments(req.fence, req.lease_id)
+        request_print = fingerprint("UpdateResource", req)
 
         def run(txn: WriteTxn) -> Resource:
+            check_fence(txn, req.fence)
             current = txn.get(req.key)
             if current is None and not req.allow_missing:
                 raise ResourceNotFound(f"{req.key} does not exist", metadata={"key": req.key})
@@ -264,7 +259,7 @@ class Resources:
 
         return await self._store.write(
             lambda txn: run_once(
-                txn, req.request_id, print_, lambda: run(txn), encode_resource, decode_resource
+                txn, req.request_id, request_print, lambda: run(txn), encode_resource, decode_resource
             )
         )
 
@@ -272,10 +267,11 @@ class Resources:
         check_key(req.key, self._limits)
         check_request_id(req.request_id, self._limits)
         expectation = _update_expectation(req.expected_version, req.expected_etag)
-        self._check_unsupported(req.fence)
-        print_ = fingerprint("DeleteResource", req)
+        self._check_attachments(req.fence)
+        request_print = fingerprint("DeleteResource", req)
 
         def run(txn: WriteTxn) -> DeleteResult:
+            check_fence(txn, req.fence)
             current = txn.get(req.key)
             if current is None and not req.allow_missing:
                 raise ResourceNotFound(f"{req.key} does not exist", metadata={"key": req.key})
@@ -289,7 +285,12 @@ class Resources:
 
         return await self._store.write(
             lambda txn: run_once(
-                txn, req.request_id, print_, lambda: run(txn), encode_delete_result, decode_delete_result
+                txn,
+                req.request_id,
+                request_print,
+                lambda: run(txn),
+                encode_delete_result,
+                decode_delete_result,
             )
         )
 
@@ -307,10 +308,11 @@ class Resources:
             )
         if isinstance(expectation, ExpectValue):
             check_value(expectation.value, self._limits, field="expected_value")
-        self._check_unsupported(req.fence, req.lease_id)
-        print_ = fingerprint("CompareAndSet", req)
+        self._check_attachments(req.fence, req.lease_id)
+        request_print = fingerprint("CompareAndSet", req)
 
         def run(txn: WriteTxn) -> Resource:
+            check_fence(txn, req.fence)
             current = txn.get(req.key)
             if not expectation_holds(current, expectation):
                 if isinstance(expectation, ExpectVersion | ExpectEtag):
@@ -328,7 +330,7 @@ class Resources:
 
         return await self._store.write(
             lambda txn: run_once(
-                txn, req.request_id, print_, lambda: run(txn), encode_resource, decode_resource
+                txn, req.request_id, request_print, lambda: run(txn), encode_resource, decode_resource
             )
         )
 
@@ -365,14 +367,15 @@ class Resources:
             if isinstance(op, PutOperation):
                 check_value(op.value, self._limits, field=f"operations[{i}].value")
                 check_content_type(op.content_type, field=f"operations[{i}].content_type")
-                self._check_unsupported(lease_id=op.lease_id)
-        self._check_unsupported(req.fence)
+                self._check_attachments(lease_id=op.lease_id)
+        self._check_attachments(req.fence)
 
     async def transact(self, req: rq.Transact) -> TransactResult:
         self._check_transaction(req)
-        print_ = fingerprint("Transact", req)
+        request_print = fingerprint("Transact", req)
 
         def run(txn: WriteTxn) -> TransactResult:
+            check_fence(txn, req.fence)
             for i, compare in enumerate(req.compares):
                 _check_compare(txn, i, compare)
             results: list[OperationResult] = []
@@ -394,7 +397,12 @@ class Resources:
 
         return await self._store.write(
             lambda txn: run_once(
-                txn, req.request_id, print_, lambda: run(txn), encode_transact_result, decode_transact_result
+                txn,
+                req.request_id,
+                request_print,
+                lambda: run(txn),
+                encode_transact_result,
+                decode_transact_result,
             )
         )
 

@@ -10,7 +10,9 @@ from lockservice.errors import InvalidArgument, InvalidKey, InvalidRequestId, Va
 __all__ = [
     "KEY_ALPHABET",
     "check_content_type",
+    "check_holder",
     "check_key",
+    "check_lease_id",
     "check_prefix",
     "check_request_id",
     "check_value",
@@ -85,4 +87,22 @@ def check_request_id(request_id: str, limits: Limits) -> None:
             f"request_id must be 1 to {limits.max_request_id_chars} printable ASCII characters "
             "without spaces (a UUID is ideal)",
             metadata={"field": "request_id", "limit": str(limits.max_request_id_chars)},
+        )
+
+
+_LEASE_ID = re.compile(r"[0-9a-f]{32}")
+
+
+def check_lease_id(lease_id: str, *, field: str = "lease_id") -> None:
+    if _LEASE_ID.fullmatch(lease_id) is None:
+        raise InvalidArgument(
+            f"{field} must be a lease id as GrantLease returns it (32 hex digits)", metadata={"field": field}
+        )
+
+
+def check_holder(holder: str, *, field: str = "holder") -> None:
+    """Free text for humans (a host, a pod, a job id), bounded so it cannot bloat every lock row."""
+    if len(holder) > 256 or any(ord(c) < 0x20 or ord(c) == 0x7F for c in holder):
+        raise InvalidArgument(
+            f"{field} must be at most 256 characters without control characters", metadata={"field": field}
         )

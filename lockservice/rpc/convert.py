@@ -5,14 +5,17 @@ Only the shape of the wire is checked here (which oneof is set); every rule live
 
 from __future__ import annotations
 
+from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from lockservice.core import requests as rq
 from lockservice.errors import InvalidArgument
 from lockservice.model import (
+    ChangeEvent,
     Compare,
     DeleteOperation,
     DeleteResult,
+    EventType,
     ExpectAbsent,
     Expectation,
     ExpectEtag,
@@ -20,26 +23,41 @@ from lockservice.model import (
     ExpectValue,
     ExpectVersion,
     Fence,
+    Lease,
+    LeaseEnded,
+    LeaseView,
+    LockView,
     Operation,
     PutOperation,
     Resource,
     TransactResult,
+    WatchBatch,
 )
-from lockservice.v1 import lock_pb2, resource_pb2
+from lockservice.v1 import lease_pb2, lock_pb2, resource_pb2
 
 __all__ = [
+    "acquire_request",
     "compare_and_set_request",
     "create_request",
     "delete_request",
     "delete_response",
     "get_request",
+    "grant_request",
+    "keepalive_response",
+    "lease_ended_response",
+    "lease_to_proto",
+    "lease_view_to_proto",
     "list_request",
     "list_versions_request",
+    "lock_to_proto",
+    "release_request",
     "resource_to_proto",
     "timestamp",
     "transact_request",
     "transact_response",
     "update_request",
+    "watch_request",
+    "watch_response",
 ]
 
 
@@ -202,3 +220,104 @@ def transact_response(result: TransactResult) -> resource_pb2.TransactResponse:
             for r in result.results
         ],
     )
+
+
+def _seconds(duration: Duration) -> float:
+    return duration.seconds + duration.nanos / 1e9
+
+
+def _duration(micros: int) -> Duration:
+    duration = Duration()
+    duration.FromMicroseconds(micros)
+    return duration
+
+
+def grant_request(m: lease_pb2.GrantLeaseRequest) -> rq.GrantLease:
+    return rq.GrantLease(ttl_seconds=m.ttl_seconds, holder=m.holder, request_id=m.request_id)
+
+
+def lease_to_proto(lease: Lease, remaining_ms: int | None = None) -> lease_pb2.Lease:
+    return lease_pb2.Lease(
+        lease_id=lease.lease_id,
+        holder=lease.holder,
+        ttl_seconds=lease.ttl_seconds,
+        grant_time=timestamp(lease.grant_time_us),
+        expire_time=timestamp(lease.expire_time_us),
+        remaining_ms=lease.ttl_seconds * 1000 if remaining_ms is None else remaining_ms,
+    )
+
+
+def lease_view_to_proto(view: LeaseView) -> lease_pb2.Lease:
+    message = lease_to_proto(view.lease, view.remaining_ms)
+    message.lock_names.extend(view.lock_names)
+    message.resource_keys.extend(view.resource_keys)
+    return message
+
+
+def keepalive_response(lease: Lease) -> lease_pb2.KeepAliveResponse:
+    return lease_pb2.KeepAliveResponse(
+        lease_id=lease.lease_id, expire_time=timestamp(lease.expire_time_us), ttl_seconds=lease.ttl_seconds
+    )
+
+
+def lease_ended_response(ended: LeaseEnded) -> lease_pb2.RevokeLeaseResponse:
+    return lease_pb2.RevokeLeaseResponse(
+        revision=ended.revision, released_locks=ended.released_locks, deleted_keys=ended.deleted_keys
+    )
+
+
+def acquire_request(m: lock_pb2.AcquireLockRequest) -> rq.AcquireLock:
+    return rq.AcquireLock(
+        name=m.name,
+        lease_id=m.lease_id,
+        ttl_seconds=m.ttl_seconds,
+        holder=m.holder,
+        wait_timeout_seconds=_seconds(m.wait_timeout),
+        lock_delay_seconds=_seconds(m.lock_delay) if m.HasField("lock_delay") else None,
+        request_id=m.request_id,
+    )
+
+
+def release_request(m: lock_pb2.ReleaseLockRequest) -> rq.ReleaseLock:
+    return rq.ReleaseLock(name=m.name, token=m.token, request_id=m.request_id)
+
+
+def lock_to_proto(view: LockView) -> lock_pb2.Lock:
+    state = view.state
+    message = lock_pb2.Lock(
+        name=state.name,
+        held=state.held,
+        holder=state.holder,
+        lease_id=state.lease_id,
+        token=state.token,
+        waiters=view.waiters,
+        lock_delay=_duration(state.lock_delay_us),
+    )
+    if state.held:
+        message.acquire_time.CopyFrom(timestamp(state.acquire_time_us))
+        if view.expire_time_us:
+            message.expire_time.CopyFrom(timestamp(view.expire_time_us))
+    elif state.available_time_us:
+        message.available_time.CopyFrom(timestamp(state.available_time_us))
+    return message
+
+
+def watch_request(m: resource_pb2.WatchRequest) -> rq.Watch:
+    return rq.Watch(key=m.key, prefix=m.prefix, start_revision=m.start_revision)
+
+
+_EVENT_TYPES = {
+    EventType.PUT: resource_pb2.WatchEvent.PUT,
+    EventType.DELETE: resource_pb2.WatchEvent.DELETE,
+    EventType.EXPIRE: resource_pb2.WatchEvent.EXPIRE,
+}
+
+
+def _event(event: ChangeEvent) -> resource_pb2.WatchEvent:
+    return resource_pb2.WatchEvent(
+        type=_EVENT_TYPES[event.type], resource=resource_to_proto(event.resource), revision=event.revision
+    )
+
+
+def watch_response(batch: WatchBatch) -> resource_pb2.WatchResponse:
+    return resource_pb2.WatchResponse(events=[_event(e) for e in batch.events], revision=batch.revision)

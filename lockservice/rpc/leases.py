@@ -1,4 +1,4 @@
-"""LeaseService: designed in the protos, answered UNIMPLEMENTED / NOT_IMPLEMENTED by this build."""
+"""LeaseService: translate the request, call the core, translate the answer."""
 
 from __future__ import annotations
 
@@ -7,39 +7,47 @@ from typing import Any, TypeAlias
 
 import grpc
 
-from lockservice.errors import FeatureNotImplemented
+from lockservice.core import requests as rq
+from lockservice.core.leases import Leases
+from lockservice.rpc import convert
 from lockservice.rpc.calls import streaming_call, unary_call
-from lockservice.v1 import lease_pb2_grpc
+from lockservice.v1 import lease_pb2, lease_pb2_grpc
 
 __all__ = ["LeaseServicer"]
 
 Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 
 
-def _not_served(method: str) -> FeatureNotImplemented:
-    return FeatureNotImplemented(
-        f"LeaseService.{method} is designed in the protos but not served by this build yet"
-    )
-
-
 class LeaseServicer(lease_pb2_grpc.LeaseServiceServicer):
+    def __init__(self, leases: Leases) -> None:
+        self._leases = leases
+
     @unary_call("GrantLease")
-    async def GrantLease(self, request: Any, context: Context) -> Any:
-        raise _not_served("GrantLease")
+    async def GrantLease(self, request: lease_pb2.GrantLeaseRequest, context: Context) -> Any:
+        return convert.lease_to_proto(await self._leases.grant(convert.grant_request(request)))
 
     @streaming_call("KeepAlive")
-    async def KeepAlive(self, request: Any, context: Context) -> AsyncIterator[Any]:
-        raise _not_served("KeepAlive")
-        yield  # pragma: no cover - makes this an async generator
+    async def KeepAlive(
+        self, request: AsyncIterator[lease_pb2.KeepAliveRequest], context: Context
+    ) -> AsyncIterator[Any]:
+        async for message in request:
+            lease = await self._leases.refresh(rq.RefreshLease(lease_id=message.lease_id))
+            yield convert.keepalive_response(lease)
 
     @unary_call("RefreshLease")
-    async def RefreshLease(self, request: Any, context: Context) -> Any:
-        raise _not_served("RefreshLease")
+    async def RefreshLease(self, request: lease_pb2.RefreshLeaseRequest, context: Context) -> Any:
+        lease = await self._leases.refresh(
+            rq.RefreshLease(lease_id=request.lease_id, request_id=request.request_id)
+        )
+        return convert.lease_to_proto(lease)
 
     @unary_call("RevokeLease")
-    async def RevokeLease(self, request: Any, context: Context) -> Any:
-        raise _not_served("RevokeLease")
+    async def RevokeLease(self, request: lease_pb2.RevokeLeaseRequest, context: Context) -> Any:
+        ended = await self._leases.revoke(
+            rq.RevokeLease(lease_id=request.lease_id, request_id=request.request_id)
+        )
+        return convert.lease_ended_response(ended)
 
     @unary_call("GetLease")
-    async def GetLease(self, request: Any, context: Context) -> Any:
-        raise _not_served("GetLease")
+    async def GetLease(self, request: lease_pb2.GetLeaseRequest, context: Context) -> Any:
+        return convert.lease_view_to_proto(await self._leases.get(request.lease_id))

@@ -1,4 +1,4 @@
-"""LockService: designed in the protos, answered UNIMPLEMENTED / NOT_IMPLEMENTED by this build."""
+"""LockService: translate the request, call the core, translate the answer."""
 
 from __future__ import annotations
 
@@ -6,30 +6,29 @@ from typing import Any, TypeAlias
 
 import grpc
 
-from lockservice.errors import FeatureNotImplemented
+from lockservice.core.locks import Locks
+from lockservice.rpc import convert
 from lockservice.rpc.calls import unary_call
-from lockservice.v1 import lock_pb2_grpc
+from lockservice.v1 import lock_pb2, lock_pb2_grpc
 
 __all__ = ["LockServicer"]
 
 Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 
 
-def _not_served(method: str) -> FeatureNotImplemented:
-    return FeatureNotImplemented(
-        f"LockService.{method} is designed in the protos but not served by this build yet"
-    )
-
-
 class LockServicer(lock_pb2_grpc.LockServiceServicer):
+    def __init__(self, locks: Locks) -> None:
+        self._locks = locks
+
     @unary_call("AcquireLock")
-    async def AcquireLock(self, request: Any, context: Context) -> Any:
-        raise _not_served("AcquireLock")
+    async def AcquireLock(self, request: lock_pb2.AcquireLockRequest, context: Context) -> Any:
+        return convert.lock_to_proto(await self._locks.acquire(convert.acquire_request(request)))
 
     @unary_call("ReleaseLock")
-    async def ReleaseLock(self, request: Any, context: Context) -> Any:
-        raise _not_served("ReleaseLock")
+    async def ReleaseLock(self, request: lock_pb2.ReleaseLockRequest, context: Context) -> Any:
+        view = await self._locks.release(convert.release_request(request))
+        return lock_pb2.ReleaseLockResponse(lock=convert.lock_to_proto(view))
 
     @unary_call("GetLock")
-    async def GetLock(self, request: Any, context: Context) -> Any:
-        raise _not_served("GetLock")
+    async def GetLock(self, request: lock_pb2.GetLockRequest, context: Context) -> Any:
+        return convert.lock_to_proto(await self._locks.get(request.name))

@@ -8,7 +8,7 @@ from typing import Any, TypeAlias
 import grpc
 
 from lockservice.core.resources import Resources
-from lockservice.errors import FeatureNotImplemented
+from lockservice.core.watch import Watches
 from lockservice.rpc import convert
 from lockservice.rpc.calls import streaming_call, unary_call
 from lockservice.v1 import resource_pb2, resource_pb2_grpc
@@ -19,8 +19,9 @@ Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 
 
 class ResourceServicer(resource_pb2_grpc.ResourceServiceServicer):
-    def __init__(self, resources: Resources) -> None:
+    def __init__(self, resources: Resources, watches: Watches) -> None:
         self._resources = resources
+        self._watches = watches
 
     @unary_call("CreateResource")
     async def CreateResource(self, request: resource_pb2.CreateResourceRequest, context: Context) -> Any:
@@ -68,5 +69,5 @@ class ResourceServicer(resource_pb2_grpc.ResourceServiceServicer):
 
     @streaming_call("Watch")
     async def Watch(self, request: resource_pb2.WatchRequest, context: Context) -> AsyncIterator[Any]:
-        raise FeatureNotImplemented("Watch is designed in the protos but not served by this build yet")
-        yield  # pragma: no cover - makes this an async generator
+        async for batch in self._watches.watch(convert.watch_request(request)):
+            yield convert.watch_response(batch)

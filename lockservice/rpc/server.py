@@ -12,7 +12,11 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from lockservice.config import Settings, sqlite_path
+from lockservice.core.expiry import Expirer
+from lockservice.core.leases import Leases
+from lockservice.core.locks import Locks
 from lockservice.core.resources import Resources
+from lockservice.core.watch import Watches
 from lockservice.rpc.leases import LeaseServicer
 from lockservice.rpc.locks import LockServicer
 from lockservice.rpc.resources import ResourceServicer
@@ -51,11 +55,16 @@ async def serve(settings: Settings) -> int:
             ("grpc.so_reuseport", 0),
         ]
     )
+    expirer = Expirer(store)
+    watches = Watches(store, limits)
+    locks = Locks(store, limits, expirer.poke)
     resource_pb2_grpc.add_ResourceServiceServicer_to_server(
-        ResourceServicer(Resources(store, limits)), server
+        ResourceServicer(Resources(store, limits), watches), server
     )
-    lease_pb2_grpc.add_LeaseServiceServicer_to_server(LeaseServicer(), server)
-    lock_pb2_grpc.add_LockServiceServicer_to_server(LockServicer(), server)
+    lease_pb2_grpc.add_LeaseServiceServicer_to_server(
+        LeaseServicer(Leases(store, limits, expirer.poke)), server
+    )
+    lock_pb2_grpc.add_LockServiceServicer_to_server(LockServicer(locks), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
@@ -71,6 +80,7 @@ async def serve(settings: Settings) -> int:
         _log.error("cannot listen", listen=settings.listen)
         return 1
     await server.start()
+    expirer.start()
     for name in ("", *SERVICE_NAMES):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     _log.info("serving", listen=settings.listen, port=port, db=sqlite_path(settings.store, settings.db))
@@ -93,8 +103,11 @@ async def serve(settings: Settings) -> int:
         await stopping.wait()
         _log.info("draining", grace_period_seconds=settings.grace_period_seconds)
         await health_servicer.enter_graceful_shutdown()
+        watches.close()
+        locks.close()
         await server.stop(settings.grace_period_seconds)
     finally:
+        await expirer.stop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(Exception):
                 loop.remove_signal_handler(sig)

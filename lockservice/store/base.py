@@ -12,11 +12,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
-from lockservice.model import Resource
+from lockservice.model import ChangeEvent, Lease, LockGranted, LockState, LockWaiter, Resource, WaiterFailed
 
-__all__ = ["Store", "StoredAnswer", "WriteBody", "WriteTxn"]
+__all__ = ["Notice", "NoticeListener", "Store", "StoredAnswer", "WriteBody", "WriteTxn"]
 
 T = TypeVar("T")
+
+# What a committed body tells listeners: its changes (for Watch) and lock hand-overs.
+Notice = ChangeEvent | LockGranted | WaiterFailed
+NoticeListener = Callable[[list[Notice]], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,11 +42,13 @@ class WriteTxn(Protocol):
     def get(self, key: str) -> Resource | None: ...
 
     def put(self, resource: Resource) -> None:
-        """Stores `resource` as the key's current state and as a retained version."""
+        """Stores `resource` as the key's current state and as a retained version, and records
+        a PUT event at this body's revision (call `next_revision` first)."""
         ...
 
-    def delete(self, key: str) -> None:
-        """Removes the key and its retained versions."""
+    def delete(self, key: str, *, expired: bool = False) -> None:
+        """Removes the key and its retained versions, and records a DELETE (or EXPIRE) event
+        at this body's revision (call `next_revision` first)."""
         ...
 
     def current_revision(self) -> int:
@@ -56,6 +62,52 @@ class WriteTxn(Protocol):
     def get_answer(self, request_id: str) -> StoredAnswer | None: ...
 
     def save_answer(self, request_id: str, fingerprint: str, answer: str) -> None: ...
+
+    # -- leases -----------------------------------------------------------------------------
+
+    def get_lease(self, lease_id: str) -> Lease | None: ...
+
+    def put_lease(self, lease: Lease) -> None: ...
+
+    def delete_lease(self, lease_id: str) -> None: ...
+
+    def expired_leases(self, now_us: int, limit: int) -> list[Lease]:
+        """Leases whose deadline is at or before `now_us`, earliest first."""
+        ...
+
+    def lease_lock_names(self, lease_id: str) -> list[str]:
+        """Names of the locks held under the lease."""
+        ...
+
+    def lease_resource_keys(self, lease_id: str) -> list[str]: ...
+
+    # -- locks ------------------------------------------------------------------------------
+
+    def get_lock(self, name: str) -> LockState | None: ...
+
+    def put_lock(self, state: LockState) -> None: ...
+
+    def lock_waiters(self, name: str) -> list[LockWaiter]:
+        """The queue of `name`, first come first."""
+        ...
+
+    def add_waiter(self, waiter: LockWaiter) -> LockWaiter:
+        """Appends to the queue; returns the waiter with its `seq`."""
+        ...
+
+    def remove_waiter(self, waiter_id: str) -> bool:
+        """True if the waiter was still queued."""
+        ...
+
+    def waiters_under_lease(self, lease_id: str) -> list[LockWaiter]: ...
+
+    def delayed_locks_with_waiters(self, now_us: int, limit: int) -> list[LockState]:
+        """Free locks whose lock-delay has ended and that have queued waiters."""
+        ...
+
+    def notify(self, notice: Notice) -> None:
+        """Publishes `notice` to the store's listeners once (and only if) the body commits."""
+        ...
 
 
 WriteBody = Callable[[WriteTxn], T]
@@ -86,6 +138,35 @@ class Store(Protocol):
         ...
 
     async def current_revision(self) -> int: ...
+
+    async def compacted_revision(self) -> int:
+        """Events at or below this revision are no longer retained for Watch."""
+        ...
+
+    async def events_after(self, revision: int, key: str, prefix: bool, limit: int) -> list[ChangeEvent]:
+        """Retained events after `revision` on `key` (or under it when `prefix`), in order.
+
+        About `limit` events, in whole revisions: a page may run past `limit` to finish the
+        revision it ends in, so reading on from its last revision misses nothing."""
+        ...
+
+    async def get_lease(self, lease_id: str) -> Lease | None: ...
+
+    async def lease_lock_names(self, lease_id: str) -> list[str]: ...
+
+    async def lease_resource_keys(self, lease_id: str) -> list[str]: ...
+
+    async def get_lock(self, name: str) -> LockState | None: ...
+
+    async def waiter_count(self, name: str) -> int: ...
+
+    async def next_deadline(self) -> int | None:
+        """The earliest lease expiry or lock-delay end with waiters, in microseconds, if any."""
+        ...
+
+    def subscribe(self, listener: NoticeListener) -> None:
+        """Calls `listener` on the event loop with the notices of every commit, in commit order."""
+        ...
 
     def now_us(self) -> int: ...
 

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from lockservice.errors import StoreUnavailable
-from lockservice.model import Resource
-from lockservice.store.base import StoredAnswer, WriteTxn
+from lockservice.model import ChangeEvent, EventType, Lease, LockState, LockWaiter, Resource
+from lockservice.store.base import Notice, NoticeListener, StoredAnswer, WriteTxn
 from lockservice.store.sqlite_schema import migrate
 
 __all__ = ["SqliteStore"]
@@ -64,6 +64,42 @@ def _row_to_resource(row: Any) -> Resource:
     )
 
 
+_LEASE_COLUMNS = "lease_id, holder, ttl_seconds, grant_time_us, expire_time_us, owner_lock"
+_LOCK_COLUMNS = (
+    "name, held, holder, lease_id, token, acquire_time_us, lock_delay_us, available_time_us, grant_id"
+)
+_WAITER_COLUMNS = (
+    "waiter_id, name, seq, holder, lease_id, ttl_seconds, lock_delay_us, request_id, fingerprint"
+)
+_EVENT_COLUMNS = f"type, revision, {_RESOURCE_COLUMNS}"
+
+
+def _row_to_lease(row: Any) -> Lease:
+    return Lease(*row)
+
+
+def _row_to_lock(row: Any) -> LockState:
+    return LockState(
+        name=row[0],
+        held=bool(row[1]),
+        holder=row[2],
+        lease_id=row[3],
+        token=row[4],
+        acquire_time_us=row[5],
+        lock_delay_us=row[6],
+        available_time_us=row[7],
+        grant_id=row[8],
+    )
+
+
+def _row_to_waiter(row: Any) -> LockWaiter:
+    return LockWaiter(*row)
+
+
+def _row_to_event(row: Any) -> ChangeEvent:
+    return ChangeEvent(type=EventType(row[0]), revision=row[1], resource=_row_to_resource(row[2:]))
+
+
 def _prefix_upper_bound(prefix: str) -> str | None:
     """The smallest string greater than every string starting with `prefix` (None: no bound).
 
@@ -81,19 +117,45 @@ class _Pending:
     loop: asyncio.AbstractEventLoop
     outcome: Any = None
     error: BaseException | None = None
+    notices: list[Notice] | None = None
 
 
 class _SqliteTxn:
     """The `WriteTxn` handed to one body, on the writer's connection inside its savepoint."""
 
-    __slots__ = ("_base_revision", "_conn", "_history", "_revision", "now_us")
+    __slots__ = ("_base_revision", "_conn", "_event_seq", "_history", "_revision", "notices", "now_us")
 
     def __init__(self, conn: sqlite3.Connection, base_revision: int, now_us: int, history: int) -> None:
         self._conn = conn
         self._base_revision = base_revision
         self._revision = base_revision
         self._history = history
+        self._event_seq = 0
         self.now_us = now_us
+        self.notices: list[Notice] = []
+
+    def _record(self, type_: EventType, resource: Resource) -> None:
+        if self._revision == self._base_revision:
+            raise RuntimeError("a change needs a revision: call next_revision() first")
+        self._conn.execute(
+            f"INSERT INTO events (seq, {_EVENT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                self._event_seq,
+                type_.value,
+                self._revision,
+                resource.key,
+                resource.value,
+                resource.content_type,
+                resource.version,
+                resource.create_revision,
+                resource.mod_revision,
+                resource.create_time_us,
+                resource.update_time_us,
+                resource.lease_id,
+            ),
+        )
+        self._event_seq += 1
+        self.notices.append(ChangeEvent(type=type_, resource=resource, revision=self._revision))
 
     def get(self, key: str) -> Resource | None:
         row = self._conn.execute(
@@ -128,10 +190,15 @@ class _SqliteTxn:
             self._conn.execute(
                 "DELETE FROM resource_versions WHERE key = ? AND version < ?", (resource.key, oldest_kept)
             )
+        self._record(EventType.PUT, resource)
 
-    def delete(self, key: str) -> None:
+    def delete(self, key: str, *, expired: bool = False) -> None:
+        last = self.get(key)
+        if last is None:
+            return
         self._conn.execute("DELETE FROM resources WHERE key = ?", (key,))
         self._conn.execute("DELETE FROM resource_versions WHERE key = ?", (key,))
+        self._record(EventType.EXPIRE if expired else EventType.DELETE, last)
 
     def current_revision(self) -> int:
         return self._revision
@@ -153,6 +220,123 @@ class _SqliteTxn:
             (request_id, fingerprint, answer, self.now_us),
         )
 
+    def get_lease(self, lease_id: str) -> Lease | None:
+        row = self._conn.execute(
+            f"SELECT {_LEASE_COLUMNS} FROM leases WHERE lease_id = ?", (lease_id,)
+        ).fetchone()
+        return None if row is None else _row_to_lease(row)
+
+    def put_lease(self, lease: Lease) -> None:
+        self._conn.execute(
+            f"INSERT OR REPLACE INTO leases ({_LEASE_COLUMNS}) VALUES (?,?,?,?,?,?)",
+            (
+                lease.lease_id,
+                lease.holder,
+                lease.ttl_seconds,
+                lease.grant_time_us,
+                lease.expire_time_us,
+                lease.owner_lock,
+            ),
+        )
+
+    def delete_lease(self, lease_id: str) -> None:
+        self._conn.execute("DELETE FROM leases WHERE lease_id = ?", (lease_id,))
+
+    def expired_leases(self, now_us: int, limit: int) -> list[Lease]:
+        rows = self._conn.execute(
+            f"SELECT {_LEASE_COLUMNS} FROM leases WHERE expire_time_us <= ? ORDER BY expire_time_us LIMIT ?",
+            (now_us, limit),
+        ).fetchall()
+        return [_row_to_lease(row) for row in rows]
+
+    def lease_lock_names(self, lease_id: str) -> list[str]:
+        rows = self._conn.execute(
+            "SELECT name FROM locks WHERE lease_id = ? AND held = 1 ORDER BY name", (lease_id,)
+        ).fetchall()
+        return [row[0] for row in rows]
+
+    def lease_resource_keys(self, lease_id: str) -> list[str]:
+        rows = self._conn.execute(
+            "SELECT key FROM resources WHERE lease_id = ? ORDER BY key", (lease_id,)
+        ).fetchall()
+        return [row[0] for row in rows]
+
+    def get_lock(self, name: str) -> LockState | None:
+        row = self._conn.execute(f"SELECT {_LOCK_COLUMNS} FROM locks WHERE name = ?", (name,)).fetchone()
+        return None if row is None else _row_to_lock(row)
+
+    def put_lock(self, state: LockState) -> None:
+        self._conn.execute(
+            f"INSERT OR REPLACE INTO locks ({_LOCK_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)",
+            (
+                state.name,
+                int(state.held),
+                state.holder,
+                state.lease_id,
+                state.token,
+                state.acquire_time_us,
+                state.lock_delay_us,
+                state.available_time_us,
+                state.grant_id,
+            ),
+        )
+
+    def lock_waiters(self, name: str) -> list[LockWaiter]:
+        rows = self._conn.execute(
+            f"SELECT {_WAITER_COLUMNS} FROM lock_waiters WHERE name = ? ORDER BY seq", (name,)
+        ).fetchall()
+        return [_row_to_waiter(row) for row in rows]
+
+    def add_waiter(self, waiter: LockWaiter) -> LockWaiter:
+        cursor = self._conn.execute(
+            "INSERT INTO lock_waiters (waiter_id, name, holder, lease_id, ttl_seconds, lock_delay_us, "
+            "request_id, fingerprint) VALUES (?,?,?,?,?,?,?,?)",
+            (
+                waiter.waiter_id,
+                waiter.name,
+                waiter.holder,
+                waiter.lease_id,
+                waiter.ttl_seconds,
+                waiter.lock_delay_us,
+                waiter.request_id,
+                waiter.fingerprint,
+            ),
+        )
+        seq = cursor.lastrowid
+        assert seq is not None
+        return LockWaiter(
+            waiter_id=waiter.waiter_id,
+            name=waiter.name,
+            seq=seq,
+            holder=waiter.holder,
+            lease_id=waiter.lease_id,
+            ttl_seconds=waiter.ttl_seconds,
+            lock_delay_us=waiter.lock_delay_us,
+            request_id=waiter.request_id,
+            fingerprint=waiter.fingerprint,
+        )
+
+    def remove_waiter(self, waiter_id: str) -> bool:
+        cursor = self._conn.execute("DELETE FROM lock_waiters WHERE waiter_id = ?", (waiter_id,))
+        return cursor.rowcount > 0
+
+    def waiters_under_lease(self, lease_id: str) -> list[LockWaiter]:
+        rows = self._conn.execute(
+            f"SELECT {_WAITER_COLUMNS} FROM lock_waiters WHERE lease_id = ? ORDER BY seq", (lease_id,)
+        ).fetchall()
+        return [_row_to_waiter(row) for row in rows]
+
+    def delayed_locks_with_waiters(self, now_us: int, limit: int) -> list[LockState]:
+        rows = self._conn.execute(
+            f"SELECT {_LOCK_COLUMNS} FROM locks WHERE held = 0 AND available_time_us <= ? "
+            "AND EXISTS (SELECT 1 FROM lock_waiters w WHERE w.name = locks.name) ORDER BY name LIMIT ?",
+            (now_us, limit),
+        ).fetchall()
+        return [_row_to_lock(row) for row in rows]
+
+    def notify(self, notice: Notice) -> None:
+        self.notices.append(notice)
+
 
 class SqliteStore:
     """`Store` on one SQLite file. Open with `await SqliteStore.open(path)`; one process per file."""
@@ -163,9 +347,13 @@ class SqliteStore:
         *,
         history_versions: int = 10,
         request_id_retention_seconds: int = 24 * 3600,
+        watch_history_revisions: int = 10_000,
         durable: bool = True,
     ) -> None:
         self._path = path
+        self._watch_history = watch_history_revisions
+        self._listeners: list[NoticeListener] = []
+        self._compacted = 0
         self._history = history_versions
         self._answer_retention_us = request_id_retention_seconds * 1_000_000
         self._durable = durable
@@ -204,6 +392,11 @@ class SqliteStore:
         conn = self._connect()
         migrate(conn)
         self._revision = conn.execute("SELECT value FROM meta WHERE name = 'revision'").fetchone()[0]
+        self._compacted = conn.execute("SELECT value FROM meta WHERE name = 'compacted_revision'").fetchone()[
+            0
+        ]
+        # Waiters belong to calls of the previous process, which are gone with it.
+        conn.execute("DELETE FROM lock_waiters")
         conn.close()
         self._reader = self._connect()
         ready = threading.Event()
@@ -248,6 +441,8 @@ class SqliteStore:
     def _write_loop(self, ready: threading.Event) -> None:
         conn = self._connect()
         revision = self._revision
+        self._compacted_in_writer = self._compacted
+        self._compacted_published = self._compacted
         ready.set()
         while True:
             first = self._queue.get()
@@ -275,7 +470,7 @@ class SqliteStore:
         now = _now_us()
         try:
             conn.execute("BEGIN IMMEDIATE")
-            self._prune_answers(conn, now)
+            compacted = self._prune(conn, now, revision)
             for pending in batch:
                 conn.execute("SAVEPOINT body")
                 txn = _SqliteTxn(conn, revision, now, self._history)
@@ -286,12 +481,14 @@ class SqliteStore:
                     pending.error = error
                 else:
                     revision = txn.current_revision()
+                    pending.notices = txn.notices
                 conn.execute("RELEASE body")
             if revision != start_revision:
                 conn.execute("UPDATE meta SET value = ? WHERE name = 'revision'", (revision,))
             conn.execute("COMMIT")
             self.commits += 1
             self.committed_bodies += len(batch)
+            self._compacted_published = compacted
             return revision
         except sqlite3.Error as error:
             with contextlib.suppress(sqlite3.Error):
@@ -300,17 +497,32 @@ class SqliteStore:
             for pending in batch:
                 pending.outcome = None
                 pending.error = failure
+                pending.notices = None
             return start_revision
 
-    def _prune_answers(self, conn: sqlite3.Connection, now_us: int) -> None:
+    def _prune(self, conn: sqlite3.Connection, now_us: int, revision: int) -> int:
+        """Drops expired request answers and events beyond the watch window; returns the new
+        compacted revision. Bounded per call so a commit never stalls on a large backlog."""
         if time.monotonic() - self._last_prune < _PRUNE_EVERY_SECONDS:
-            return
+            return self._compacted_in_writer
         self._last_prune = time.monotonic()
         conn.execute(
             "DELETE FROM request_answers WHERE rowid IN "
             "(SELECT rowid FROM request_answers WHERE created_us < ? LIMIT ?)",
             (now_us - self._answer_retention_us, _PRUNE_BATCH_ROWS),
         )
+        horizon = revision - self._watch_history
+        if horizon > self._compacted_in_writer:
+            row = conn.execute(
+                "SELECT max(revision) FROM (SELECT revision FROM events WHERE revision <= ? "
+                "ORDER BY revision LIMIT ?)",
+                (horizon, _PRUNE_BATCH_ROWS),
+            ).fetchone()
+            compacted = horizon if row[0] is None else min(horizon, row[0])
+            conn.execute("DELETE FROM events WHERE revision <= ?", (compacted,))
+            conn.execute("UPDATE meta SET value = ? WHERE name = 'compacted_revision'", (compacted,))
+            self._compacted_in_writer = compacted
+        return self._compacted_in_writer
 
     def _resolve(self, batch: list[_Pending], revision: int) -> None:
         by_loop: dict[asyncio.AbstractEventLoop, list[_Pending]] = {}
@@ -322,6 +534,12 @@ class SqliteStore:
 
     def _settle(self, items: list[_Pending], revision: int) -> None:
         self._revision = max(self._revision, revision)
+        self._compacted = max(self._compacted, self._compacted_published)
+        notices = [notice for pending in items if pending.notices for notice in pending.notices]
+        if notices:
+            # Listeners first: a caller resumed by its future may act on what they learn.
+            for listener in self._listeners:
+                listener(notices)
         for pending in items:
             if pending.future.done():
                 continue
@@ -329,6 +547,9 @@ class SqliteStore:
                 pending.future.set_exception(pending.error)
             else:
                 pending.future.set_result(pending.outcome)
+
+    def subscribe(self, listener: NoticeListener) -> None:
+        self._listeners.append(listener)
 
     # -- reads ------------------------------------------------------------------------------
 
@@ -381,6 +602,61 @@ class SqliteStore:
 
     async def current_revision(self) -> int:
         return self._revision
+
+    async def compacted_revision(self) -> int:
+        return self._compacted
+
+    async def events_after(self, revision: int, key: str, prefix: bool, limit: int) -> list[ChangeEvent]:
+        params: tuple[Any, ...]
+        if not prefix:
+            where, params = "key = ?", (key,)
+        elif not key:
+            where, params = "1", ()
+        else:
+            where, params = "key >= ? AND key < ?", (key, _prefix_upper_bound(key))
+        sql = (
+            f"SELECT seq, {_EVENT_COLUMNS} FROM events WHERE {where} AND revision > ? ORDER BY revision, seq"
+        )
+        rows = self._read(f"{sql} LIMIT ?", (*params, revision, limit))
+        if len(rows) == limit:
+            # Never end a page inside a revision: a resumed read starts after whole revisions.
+            last_seq, last_revision = rows[-1][0], rows[-1][2]
+            rows += self._read(
+                f"SELECT seq, {_EVENT_COLUMNS} FROM events WHERE {where} AND revision = ? AND seq > ? "
+                "ORDER BY seq",
+                (*params, last_revision, last_seq),
+            )
+        return [_row_to_event(row[1:]) for row in rows]
+
+    async def get_lease(self, lease_id: str) -> Lease | None:
+        rows = self._read(f"SELECT {_LEASE_COLUMNS} FROM leases WHERE lease_id = ?", (lease_id,))
+        return _row_to_lease(rows[0]) if rows else None
+
+    async def lease_lock_names(self, lease_id: str) -> list[str]:
+        rows = self._read("SELECT name FROM locks WHERE lease_id = ? AND held = 1 ORDER BY name", (lease_id,))
+        return [row[0] for row in rows]
+
+    async def lease_resource_keys(self, lease_id: str) -> list[str]:
+        rows = self._read("SELECT key FROM resources WHERE lease_id = ? ORDER BY key", (lease_id,))
+        return [row[0] for row in rows]
+
+    async def get_lock(self, name: str) -> LockState | None:
+        rows = self._read(f"SELECT {_LOCK_COLUMNS} FROM locks WHERE name = ?", (name,))
+        return _row_to_lock(rows[0]) if rows else None
+
+    async def waiter_count(self, name: str) -> int:
+        count: int = self._read("SELECT count(*) FROM lock_waiters WHERE name = ?", (name,))[0][0]
+        return count
+
+    async def next_deadline(self) -> int | None:
+        row = self._read(
+            "SELECT min(t) FROM (SELECT min(expire_time_us) AS t FROM leases UNION ALL "
+            "SELECT min(available_time_us) FROM locks WHERE held = 0 AND available_time_us > 0 "
+            "AND EXISTS (SELECT 1 FROM lock_waiters w WHERE w.name = locks.name))",
+            (),
+        )[0]
+        deadline: int | None = row[0]
+        return deadline
 
     def now_us(self) -> int:
         return _now_us()

@@ -40,7 +40,72 @@ def _v1_resources(db: sqlite_utils.Database) -> None:
     db.execute("INSERT INTO meta (name, value) VALUES ('revision', 0)")
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1_resources]
+def _v2_leases_locks_events(db: sqlite_utils.Database) -> None:
+    db.table("leases").create(
+        {
+            "lease_id": str,
+            "holder": str,
+            "ttl_seconds": int,
+            "grant_time_us": int,
+            "expire_time_us": int,
+            "owner_lock": str,
+        },
+        pk="lease_id",
+        not_null={"lease_id", "holder", "ttl_seconds", "grant_time_us", "expire_time_us", "owner_lock"},
+    )
+    db.table("leases").create_index(["expire_time_us"])
+    lock_columns = {
+        "name": str,
+        "held": int,
+        "holder": str,
+        "lease_id": str,
+        "token": int,
+        "acquire_time_us": int,
+        "lock_delay_us": int,
+        "available_time_us": int,
+        "grant_id": str,
+    }
+    db.table("locks").create(lock_columns, pk="name", not_null=set(lock_columns))
+    db.table("locks").create_index(["lease_id"])
+    waiter_columns = {
+        "seq": int,
+        "waiter_id": str,
+        "name": str,
+        "holder": str,
+        "lease_id": str,
+        "ttl_seconds": int,
+        "lock_delay_us": int,
+        "request_id": str,
+        "fingerprint": str,
+    }
+    db.table("lock_waiters").create(waiter_columns, pk="seq", not_null=set(waiter_columns) - {"seq"})
+    db.table("lock_waiters").create_index(["waiter_id"], unique=True)
+    db.table("lock_waiters").create_index(["name", "seq"])
+    db.table("lock_waiters").create_index(["lease_id"])
+    db.table("resources").create_index(["lease_id"])
+    event_columns = {
+        "revision": int,
+        "seq": int,
+        "type": str,
+        "key": str,
+        "value": bytes,
+        "content_type": str,
+        "version": int,
+        "create_revision": int,
+        "mod_revision": int,
+        "create_time_us": int,
+        "update_time_us": int,
+        "lease_id": str,
+    }
+    db.table("events").create(event_columns, pk=("revision", "seq"), not_null=set(event_columns))
+    db.table("events").create_index(["key", "revision"])
+    # Changes before this migration were never recorded as events: Watch cannot replay them.
+    db.execute(
+        "INSERT INTO meta (name, value) SELECT 'compacted_revision', value FROM meta WHERE name = 'revision'"
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1_resources, _v2_leases_locks_events]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -1,0 +1,97 @@
+"""Taking, releasing and handing over a lock inside a write body.
+
+A release hands the lock straight to the first live waiter in the same transaction, so the
+queue is served first come, first served and the next holder is known the moment the release
+commits; the waiter's call is woken by the notice the commit publishes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from lockservice.core.answers import encode_lock_view
+from lockservice.core.leasing import grant_in, live_lease
+from lockservice.model import Lease, LockGranted, LockState, LockView, WaiterFailed
+from lockservice.store.base import WriteTxn
+
+__all__ = ["hand_over", "lock_view_in", "new_lock_state", "release_in", "take"]
+
+
+def new_lock_state(name: str) -> LockState:
+    return LockState(
+        name=name,
+        held=False,
+        holder="",
+        lease_id="",
+        token=0,
+        acquire_time_us=0,
+        lock_delay_us=0,
+        available_time_us=0,
+    )
+
+
+def take(
+    txn: WriteTxn, state: LockState, lease: Lease, holder: str, lock_delay_us: int, grant_id: str
+) -> LockState:
+    """Gives the lock to `lease` with the next fencing token (tokens never repeat per name)."""
+    held = LockState(
+        name=state.name,
+        held=True,
+        holder=holder,
+        lease_id=lease.lease_id,
+        token=state.token + 1,
+        acquire_time_us=txn.now_us,
+        lock_delay_us=lock_delay_us,
+        available_time_us=0,
+        grant_id=grant_id,
+    )
+    txn.put_lock(held)
+    return held
+
+
+def lock_view_in(txn: WriteTxn, state: LockState) -> LockView:
+    expire = 0
+    if state.held:
+        lease = txn.get_lease(state.lease_id)
+        expire = lease.expire_time_us if lease is not None else 0
+    return LockView(state=state, expire_time_us=expire, waiters=len(txn.lock_waiters(state.name)))
+
+
+def release_in(txn: WriteTxn, state: LockState, *, expired: bool) -> LockState:
+    """Frees a held lock. After an *expiry* with a lock-delay the lock stays unavailable for
+    the delay (a paused former holder's in-flight work drains); otherwise the first waiter
+    takes it at once."""
+    available = txn.now_us + state.lock_delay_us if expired and state.lock_delay_us > 0 else 0
+    freed = replace(state, held=False, holder="", lease_id="", grant_id="", available_time_us=available)
+    txn.put_lock(freed)
+    if available:
+        return freed
+    return hand_over(txn, freed)
+
+
+def hand_over(txn: WriteTxn, state: LockState) -> LockState:
+    """Gives a free, available lock to the first queued waiter whose lease is alive."""
+    waiters = txn.lock_waiters(state.name)
+    for index, waiter in enumerate(waiters):
+        txn.remove_waiter(waiter.waiter_id)
+        if waiter.lease_id:
+            lease = live_lease(txn, waiter.lease_id)
+            if lease is None:
+                txn.notify(
+                    WaiterFailed(
+                        waiter_id=waiter.waiter_id,
+                        name=state.name,
+                        reason="LEASE_NOT_FOUND",
+                        message=f"lease {waiter.lease_id} ended while waiting for lock {state.name}",
+                    )
+                )
+                continue
+        else:
+            lease = grant_in(txn, waiter.ttl_seconds, waiter.holder, owner_lock=state.name)
+        held = take(txn, state, lease, waiter.holder, waiter.lock_delay_us, waiter.waiter_id)
+        view = LockView(state=held, expire_time_us=lease.expire_time_us, waiters=len(waiters) - index - 1)
+        if waiter.request_id:
+            txn.save_answer(waiter.request_id, waiter.fingerprint, encode_lock_view(view))
+        txn.notify(LockGranted(waiter_id=waiter.waiter_id, lock=view))
+        return held
+    return state

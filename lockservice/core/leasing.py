@@ -1,0 +1,59 @@
+"""Lease primitives used inside write bodies by leases, locks and resources."""
+
+from __future__ import annotations
+
+import secrets
+
+from lockservice.core.limits import Limits
+from lockservice.errors import InvalidTtl, LeaseNotFound
+from lockservice.model import Lease
+from lockservice.store.base import WriteTxn
+
+__all__ = ["check_ttl", "grant_in", "live_lease", "new_lease_id", "require_live_lease"]
+
+
+def new_lease_id() -> str:
+    """128 random bits: a lease id is a bearer capability, so it must not be guessable."""
+    return secrets.token_hex(16)
+
+
+def check_ttl(ttl_seconds: int, limits: Limits, *, field: str = "ttl_seconds") -> None:
+    low, high = limits.min_lease_ttl_seconds, limits.max_lease_ttl_seconds
+    if not low <= ttl_seconds <= high:
+        raise InvalidTtl(
+            f"{field} is {ttl_seconds}; it must be between {low} and {high} seconds",
+            metadata={"field": field, "min": str(low), "max": str(high)},
+        )
+
+
+def live_lease(txn: WriteTxn, lease_id: str) -> Lease | None:
+    """The lease if it exists and its deadline has not passed (expired-but-not-yet-reaped counts
+    as gone: nothing may be granted on the strength of a dead lease)."""
+    lease = txn.get_lease(lease_id)
+    if lease is None or lease.expire_time_us <= txn.now_us:
+        return None
+    return lease
+
+
+def require_live_lease(txn: WriteTxn, lease_id: str, *, field: str = "lease_id") -> Lease:
+    lease = live_lease(txn, lease_id)
+    if lease is None:
+        raise LeaseNotFound(
+            f"lease {lease_id} does not exist (never granted, expired or revoked)",
+            metadata={"field": field, "lease_id": lease_id},
+        )
+    return lease
+
+
+def grant_in(txn: WriteTxn, ttl_seconds: int, holder: str, *, owner_lock: str = "") -> Lease:
+    now = txn.now_us
+    lease = Lease(
+        lease_id=new_lease_id(),
+        holder=holder,
+        ttl_seconds=ttl_seconds,
+        grant_time_us=now,
+        expire_time_us=now + ttl_seconds * 1_000_000,
+        owner_lock=owner_lock,
+    )
+    txn.put_lease(lease)
+    return lease

@@ -1,0 +1,322 @@
+"""Locks: acquire (trying once or queueing first come, first served), release, read.
+
+A queued caller is a row in the store's waiter queue plus a future here. A release (or an
+expiry) hands the lock to the first waiter inside its own transaction, and the commit's
+`LockGranted` notice resolves that waiter's future: no polling, no thundering herd.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from lockservice.core import requests as rq
+from lockservice.core.answers import decode_lock_view, encode_lock_view
+from lockservice.core.handoff import hand_over, lock_view_in, new_lock_state, release_in, take
+from lockservice.core.idempotency import fingerprint
+from lockservice.core.leases import end_lease
+from lockservice.core.leasing import check_ttl, grant_in, require_live_lease
+from lockservice.core.limits import Limits
+from lockservice.core.validation import check_holder, check_key, check_lease_id, check_request_id
+from lockservice.errors import (
+    InvalidArgument,
+    LeaseNotFound,
+    LimitExceeded,
+    LockHeld,
+    LockNotFound,
+    LockNotHeld,
+    RequestIdReused,
+    ShuttingDown,
+)
+from lockservice.model import ConflictState, LockGranted, LockState, LockView, LockWaiter, WaiterFailed
+from lockservice.store.base import Notice, Store, WriteTxn
+
+__all__ = ["Locks", "lock_conflict"]
+
+
+@dataclass(frozen=True, slots=True)
+class _Queued:
+    """The acquire body's answer when the caller joined the queue."""
+
+
+def lock_conflict(txn: WriteTxn, state: LockState, expected: str) -> ConflictState:
+    """The current state of a lock, for LOCK_HELD / LOCK_NOT_HELD / STALE_FENCE details."""
+    expire = state.available_time_us
+    if state.held:
+        lease = txn.get_lease(state.lease_id)
+        expire = lease.expire_time_us if lease is not None else 0
+    return ConflictState(
+        key=state.name,
+        current=None,
+        expected=expected,
+        revision=txn.current_revision(),
+        holder=state.holder,
+        token=state.token,
+        expire_time_us=expire,
+        lease_id=state.lease_id,
+    )
+
+
+def _lock_held(txn: WriteTxn, state: LockState, waiters: int) -> LockHeld:
+    if state.held:
+        message = f"lock {state.name} is held by {state.holder or 'another holder'} (token {state.token})"
+    else:
+        message = f"lock {state.name} is in its lock-delay after its holder's lease expired"
+    if waiters:
+        message += f"; {waiters} waiter(s) queued"
+    return LockHeld(
+        message,
+        metadata={"name": state.name, "token": str(state.token), "waiters": str(waiters)},
+        conflict=lock_conflict(txn, state, "free"),
+    )
+
+
+def _reap_dead_holder(txn: WriteTxn, state: LockState) -> LockState:
+    """A holder whose lease passed its deadline has lost the lock even before the expiry task
+    gets to it: end that lease now, so the answer never depends on the task's timing."""
+    if not state.held:
+        return state
+    lease = txn.get_lease(state.lease_id)
+    if lease is not None and lease.expire_time_us > txn.now_us:
+        return state
+    if lease is not None:
+        end_lease(txn, lease, expired=True)
+    else:
+        release_in(txn, state, expired=True)
+    return txn.get_lock(state.name) or state
+
+
+class Locks:
+    def __init__(
+        self, store: Store, limits: Limits, on_new_deadline: Callable[[], None] = lambda: None
+    ) -> None:
+        self._store = store
+        self._limits = limits
+        self._on_new_deadline = on_new_deadline
+        self._waiting: dict[str, asyncio.Future[LockView]] = {}
+        self._cleanups: set[asyncio.Task[None]] = set()
+        store.subscribe(self._on_notices)
+
+    def close(self) -> None:
+        """Ends every wait with SHUTTING_DOWN; the queue rows go with the process."""
+        for future in self._waiting.values():
+            if not future.done():
+                future.set_exception(ShuttingDown("the server is shutting down; retry on another replica"))
+
+    def _on_notices(self, notices: list[Notice]) -> None:
+        for notice in notices:
+            if isinstance(notice, LockGranted):
+                future = self._waiting.get(notice.waiter_id)
+                if future is not None and not future.done():
+                    future.set_result(notice.lock)
+            elif isinstance(notice, WaiterFailed):
+                future = self._waiting.get(notice.waiter_id)
+                if future is not None and not future.done():
+                    future.set_exception(LeaseNotFound(notice.message, metadata={"name": notice.name}))
+
+    # -- checks -----------------------------------------------------------------------------
+
+    def _check_acquire(self, req: rq.AcquireLock) -> int:
+        """Validates the request; returns its lock-delay in microseconds."""
+        limits = self._limits
+        check_key(req.name, limits, field="name")
+        check_holder(req.holder)
+        check_request_id(req.request_id, limits)
+        if req.lease_id and req.ttl_seconds:
+            raise InvalidArgument("set lease_id or ttl_seconds, not both", metadata={"field": "lease"})
+        if req.lease_id:
+            check_lease_id(req.lease_id)
+        else:
+            check_ttl(req.ttl_seconds, limits)
+        if not 0 <= req.wait_timeout_seconds <= limits.max_lock_wait_seconds:
+            raise InvalidArgument(
+                f"wait_timeout must be between 0 and {limits.max_lock_wait_seconds:g} seconds",
+                metadata={"field": "wait_timeout", "max": f"{limits.max_lock_wait_seconds:g}"},
+            )
+        delay = (
+            limits.default_lock_delay_seconds if req.lock_delay_seconds is None else req.lock_delay_seconds
+        )
+        if not 0 <= delay <= limits.max_lock_delay_seconds:
+            raise InvalidArgument(
+                f"lock_delay must be between 0 and {limits.max_lock_delay_seconds:g} seconds",
+                metadata={"field": "lock_delay", "max": f"{limits.max_lock_delay_seconds:g}"},
+            )
+        return round(delay * 1_000_000)
+
+    # -- acquire ----------------------------------------------------------------------------
+
+    async def acquire(self, req: rq.AcquireLock) -> LockView:
+        lock_delay_us = self._check_acquire(req)
+        request_print = fingerprint("AcquireLock", req)
+        waiter_id = secrets.token_hex(12)
+        wait = req.wait_timeout_seconds > 0
+
+        def body(txn: WriteTxn) -> LockView | _Queued:
+            if req.request_id:
+                prior = txn.get_answer(req.request_id)
+                if prior is not None:
+                    if prior.fingerprint != request_print:
+                        raise RequestIdReused(
+                            "request_id was already used for a different request",
+                            metadata={"field": "request_id", "request_id": req.request_id},
+                        )
+                    return decode_lock_view(prior.answer)
+            outcome = self._try_acquire(txn, req, waiter_id, wait, lock_delay_us, request_print)
+            if isinstance(outcome, LockView) and req.request_id:
+                txn.save_answer(req.request_id, request_print, encode_lock_view(outcome))
+            return outcome
+
+        future: asyncio.Future[LockView] = asyncio.get_running_loop().create_future()
+        if wait:
+            # Registered before the body runs: a hand-over can commit before the body's answer.
+            self._waiting[waiter_id] = future
+        try:
+            outcome = await self._store.write(body)
+            self._on_new_deadline()
+            if isinstance(outcome, LockView):
+                return outcome
+            return await self._wait(req, waiter_id, future)
+        finally:
+            self._waiting.pop(waiter_id, None)
+
+    def _try_acquire(
+        self,
+        txn: WriteTxn,
+        req: rq.AcquireLock,
+        waiter_id: str,
+        wait: bool,
+        lock_delay_us: int,
+        request_print: str,
+    ) -> LockView | _Queued:
+        state = txn.get_lock(req.name)
+        if state is not None:
+            state = _reap_dead_holder(txn, state)
+            if state.held and req.lease_id and state.lease_id == req.lease_id:
+                return lock_view_in(txn, state)  # already ours: acquiring again is a no-op
+            if not state.held and state.available_time_us <= txn.now_us:
+                # Free and past any lock-delay: queued callers come first.
+                state = hand_over(txn, state)
+        queue = txn.lock_waiters(req.name) if state is not None else []
+        if state is None or (not state.held and state.available_time_us <= txn.now_us and not queue):
+            if req.lease_id:
+                lease = require_live_lease(txn, req.lease_id)
+            else:
+                lease = grant_in(txn, req.ttl_seconds, req.holder, owner_lock=req.name)
+            held = take(txn, state or new_lock_state(req.name), lease, req.holder, lock_delay_us, waiter_id)
+            return LockView(state=held, expire_time_us=lease.expire_time_us, waiters=0)
+        if not wait:
+            raise _lock_held(txn, state, len(queue))
+        if req.lease_id:
+            require_live_lease(txn, req.lease_id)
+        if len(queue) >= self._limits.max_waiters_per_lock:
+            raise LimitExceeded(
+                f"lock {req.name} already has {len(queue)} waiters, the limit",
+                metadata={"name": req.name, "limit": str(self._limits.max_waiters_per_lock)},
+            )
+        txn.add_waiter(
+            LockWaiter(
+                waiter_id=waiter_id,
+                name=req.name,
+                seq=0,
+                holder=req.holder,
+                lease_id=req.lease_id,
+                ttl_seconds=req.ttl_seconds,
+                lock_delay_us=lock_delay_us,
+                request_id=req.request_id,
+                fingerprint=request_print,
+            )
+        )
+        return _Queued()
+
+    async def _wait(self, req: rq.AcquireLock, waiter_id: str, future: asyncio.Future[LockView]) -> LockView:
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), req.wait_timeout_seconds)
+        except TimeoutError:
+            # Leave the queue; if the lock reached us in the meantime, it is ours after all.
+            outcome = await self._store.write(
+                lambda txn: self._leave_queue(txn, req.name, waiter_id, keep=True)
+            )
+            if isinstance(outcome, LockView):
+                return outcome
+            raise outcome from None
+        except asyncio.CancelledError:
+            # The caller is gone: leave the queue, and give back a lock granted meanwhile.
+            task = asyncio.get_running_loop().create_task(self._abandon(req.name, waiter_id))
+            self._cleanups.add(task)
+            task.add_done_callback(self._cleanups.discard)
+            raise
+
+    async def _abandon(self, name: str, waiter_id: str) -> None:
+        await self._store.write(lambda txn: self._leave_queue(txn, name, waiter_id, keep=False))
+
+    def _leave_queue(self, txn: WriteTxn, name: str, waiter_id: str, *, keep: bool) -> LockView | LockHeld:
+        if txn.remove_waiter(waiter_id):
+            queued = txn.get_lock(name) or new_lock_state(name)
+            return _lock_held(txn, queued, len(txn.lock_waiters(name)))
+        state = txn.get_lock(name)
+        if state is not None and state.held and state.grant_id == waiter_id:
+            if keep:
+                return lock_view_in(txn, state)
+            self._release_in(txn, state)
+            return lock_view_in(txn, txn.get_lock(name) or state)
+        # Dropped because its lease ended: the waiter's future already carries that error.
+        return _lock_held(txn, state or new_lock_state(name), len(txn.lock_waiters(name)))
+
+    # -- release and read -------------------------------------------------------------------
+
+    @staticmethod
+    def _release_in(txn: WriteTxn, state: LockState) -> None:
+        lease = txn.get_lease(state.lease_id)
+        release_in(txn, state, expired=False)
+        # A lease granted just for this lock ends with it, unless something else hangs on it.
+        if (
+            lease is not None
+            and lease.owner_lock == state.name
+            and not txn.lease_lock_names(lease.lease_id)
+            and not txn.lease_resource_keys(lease.lease_id)
+        ):
+            txn.delete_lease(lease.lease_id)
+
+    async def release(self, req: rq.ReleaseLock) -> LockView:
+        check_key(req.name, self._limits, field="name")
+        check_request_id(req.request_id, self._limits)
+        if req.token < 1:
+            raise InvalidArgument("token must be 1 or more", metadata={"field": "token"})
+
+        def body(txn: WriteTxn) -> LockView:
+            state = txn.get_lock(req.name)
+            if state is None:
+                raise LockNotFound(f"lock {req.name} was never acquired", metadata={"name": req.name})
+            lease = txn.get_lease(state.lease_id) if state.held else None
+            if not state.held or state.token != req.token:
+                raise LockNotHeld(
+                    f"token {req.token} does not hold lock {req.name}"
+                    + (f"; token {state.token} does" if state.held else "; nobody holds it"),
+                    metadata={"name": req.name, "token": str(state.token)},
+                    conflict=lock_conflict(txn, state, f"token {req.token}"),
+                )
+            if lease is None or lease.expire_time_us <= txn.now_us:
+                raise LockNotHeld(
+                    f"token {req.token} lost lock {req.name}: its lease expired",
+                    metadata={"name": req.name, "token": str(state.token)},
+                    conflict=lock_conflict(txn, state, f"token {req.token}"),
+                )
+            self._release_in(txn, state)
+            return lock_view_in(txn, txn.get_lock(req.name) or state)
+
+        # Not deduplicated by request_id: a retried release finds LOCK_NOT_HELD only if the lock
+        # moved on, which is the truth the caller needs.
+        return await self._store.write(body)
+
+    async def get(self, name: str) -> LockView:
+        check_key(name, self._limits, field="name")
+        state = await self._store.get_lock(name)
+        if state is None:
+            raise LockNotFound(f"lock {name} was never acquired", metadata={"name": name})
+        expire = 0
+        if state.held:
+            lease = await self._store.get_lease(state.lease_id)
+            expire = lease.expire_time_us if lease is not None else 0
+        return LockView(state=state, expire_time_us=expire, waiters=await self._store.waiter_count(name))
