@@ -67,6 +67,17 @@ def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "seconds a request_id remembers its answer",
         int,
     )
+    _add(serve, "max-lease-ttl", _LIMITS.max_lease_ttl_seconds, "longest lease TTL, in seconds", int)
+    _add(
+        serve,
+        "lock-delay",
+        _LIMITS.default_lock_delay_seconds,
+        "seconds a lock stays unavailable after its holder's lease expires",
+        float,
+    )
+    _add(serve, "max-waiters", _LIMITS.max_waiters_per_lock, "callers that may queue for one lock", int)
+    _add(serve, "watch-history", _DEFAULTS.watch_history_revisions, "recent revisions Watch can replay", int)
+    _add(serve, "watch-queue-size", _LIMITS.watch_queue_size, "responses a slow watcher may fall behind", int)
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -75,6 +86,10 @@ def _settings(args: argparse.Namespace) -> Settings:
         max_key_bytes=args.max_key_bytes,
         max_value_bytes=args.max_value_bytes,
         request_id_retention_seconds=args.request_id_retention,
+        max_lease_ttl_seconds=args.max_lease_ttl,
+        default_lock_delay_seconds=args.lock_delay,
+        max_waiters_per_lock=args.max_waiters,
+        watch_queue_size=args.watch_queue_size,
     )
     return Settings(
         listen=args.listen,
@@ -83,6 +98,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         log_level=args.log_level,
         log_format=args.log_format,
         grace_period_seconds=args.grace_period,
+        watch_history_revisions=args.watch_history,
         limits=limits,
     )
 

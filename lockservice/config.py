@@ -27,6 +27,8 @@ class Settings:
     log_level: str = "info"
     log_format: str = "auto"
     grace_period_seconds: float = 10.0
+    # How many recent revisions Watch can replay from.
+    watch_history_revisions: int = 10_000
     limits: Limits = field(default_factory=Limits)
 
     def validate(self) -> list[str]:
@@ -51,11 +53,17 @@ class Settings:
         if self.grace_period_seconds < 0:
             problems.append("--grace-period: must not be negative")
         limits = self.limits
+        if not 0 <= limits.default_lock_delay_seconds <= limits.max_lock_delay_seconds:
+            problems.append(f"--lock-delay: must be between 0 and {limits.max_lock_delay_seconds:g} seconds")
         for name, value, low, high in (
             ("--history-versions", limits.history_versions, 1, 10_000),
             ("--max-key-bytes", limits.max_key_bytes, 1, 4096),
             ("--max-value-bytes", limits.max_value_bytes, 1, 64 * 1024 * 1024),
             ("--request-id-retention", limits.request_id_retention_seconds, 1, 30 * 24 * 3600),
+            ("--watch-history", self.watch_history_revisions, 1, 100_000_000),
+            ("--watch-queue-size", limits.watch_queue_size, 1, 1_000_000),
+            ("--max-lease-ttl", limits.max_lease_ttl_seconds, limits.min_lease_ttl_seconds, 365 * 24 * 3600),
+            ("--max-waiters", limits.max_waiters_per_lock, 1, 1_000_000),
         ):
             if not low <= value <= high:
                 problems.append(f"{name}: {value} is outside {low}..{high}")

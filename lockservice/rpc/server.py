@@ -46,6 +46,7 @@ async def serve(settings: Settings) -> int:
         sqlite_path(settings.store, settings.db),
         history_versions=limits.history_versions,
         request_id_retention_seconds=limits.request_id_retention_seconds,
+        watch_history_revisions=settings.watch_history_revisions,
     )
     message_limit = _message_limit(settings)
     server = grpc.aio.server(

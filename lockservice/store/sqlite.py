@@ -501,18 +501,19 @@ class SqliteStore:
             return start_revision
 
     def _prune(self, conn: sqlite3.Connection, now_us: int, revision: int) -> int:
-        """Drops expired request answers and events beyond the watch window; returns the new
-        compacted revision. Bounded per call so a commit never stalls on a large backlog."""
-        if time.monotonic() - self._last_prune < _PRUNE_EVERY_SECONDS:
-            return self._compacted_in_writer
-        self._last_prune = time.monotonic()
-        conn.execute(
-            "DELETE FROM request_answers WHERE rowid IN "
-            "(SELECT rowid FROM request_answers WHERE created_us < ? LIMIT ?)",
-            (now_us - self._answer_retention_us, _PRUNE_BATCH_ROWS),
-        )
-        horizon = revision - self._watch_history
-        if horizon > self._compacted_in_writer:
+        """Drops expired request answers (every minute) and events beyond the watch window (once
+        the window is overrun by a margin, so the cost is amortised); returns the compacted
+        revision. Bounded per call so a commit never stalls on a large backlog."""
+        if time.monotonic() - self._last_prune >= _PRUNE_EVERY_SECONDS:
+            self._last_prune = time.monotonic()
+            conn.execute(
+                "DELETE FROM request_answers WHERE rowid IN "
+                "(SELECT rowid FROM request_answers WHERE created_us < ? LIMIT ?)",
+                (now_us - self._answer_retention_us, _PRUNE_BATCH_ROWS),
+            )
+        margin = max(16, self._watch_history // 10)
+        if revision - self._compacted_in_writer > self._watch_history + margin:
+            horizon = revision - self._watch_history
             row = conn.execute(
                 "SELECT max(revision) FROM (SELECT revision FROM events WHERE revision <= ? "
                 "ORDER BY revision LIMIT ?)",
