@@ -39,7 +39,7 @@ def _percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
-async def _run(target: str, waiters: int, handoffs: int) -> dict[str, float]:
+async def _run(target: str, waiters: int, handoffs: int) -> dict[str, float | str]:
     released_at: list[float] = []
     latencies: list[float] = []
     remaining = handoffs
