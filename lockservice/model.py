@@ -251,6 +251,8 @@ class LockWaiter:
     lock_delay_us: int
     request_id: str = ""
     fingerprint: str = ""
+    # When the caller stops waiting: a waiter past it is skipped, even if its process died.
+    deadline_us: int = 0
 
 
 class EventType(enum.Enum):

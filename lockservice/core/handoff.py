@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from lockservice.core.answers import encode_lock_view
+from lockservice.codec import encode_lock_view
 from lockservice.core.leasing import grant_in, live_lease
 from lockservice.model import Lease, LockGranted, LockState, LockView, WaiterFailed
 from lockservice.store.base import WriteTxn
@@ -74,6 +74,8 @@ def hand_over(txn: WriteTxn, state: LockState) -> LockState:
     waiters = txn.lock_waiters(state.name)
     for index, waiter in enumerate(waiters):
         txn.remove_waiter(waiter.waiter_id)
+        if waiter.deadline_us and waiter.deadline_us <= txn.now_us:
+            continue  # its caller stopped waiting (or its server died): the queue moves on
         if waiter.lease_id:
             lease = live_lease(txn, waiter.lease_id)
             if lease is None:

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 
+from lockservice.codec import decode_lease, decode_lease_ended, encode_lease, encode_lease_ended
 from lockservice.core import requests as rq
-from lockservice.core.answers import decode_lease, decode_lease_ended, encode_lease, encode_lease_ended
 from lockservice.core.handoff import release_in
 from lockservice.core.idempotency import fingerprint, run_once
 from lockservice.core.leasing import check_ttl, grant_in, require_live_lease

@@ -12,8 +12,8 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from lockservice.codec import decode_lock_view, encode_lock_view
 from lockservice.core import requests as rq
-from lockservice.core.answers import decode_lock_view, encode_lock_view
 from lockservice.core.handoff import hand_over, lock_view_in, new_lock_state, release_in, take
 from lockservice.core.idempotency import fingerprint
 from lockservice.core.leases import end_lease
@@ -34,6 +34,11 @@ from lockservice.model import ConflictState, LockGranted, LockState, LockView, L
 from lockservice.store.base import Notice, Store, WriteTxn
 
 __all__ = ["Locks", "lock_conflict"]
+
+
+# A waiter's row outlives its wait by this much, so a caller whose timer fires while the lock
+# is on its way still finds its grant (and keeps it) rather than losing it to the deadline.
+_WAITER_GRACE_US = 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,6 +231,7 @@ class Locks:
                 lock_delay_us=lock_delay_us,
                 request_id=req.request_id,
                 fingerprint=request_print,
+                deadline_us=txn.now_us + round(req.wait_timeout_seconds * 1_000_000) + _WAITER_GRACE_US,
             )
         )
         return _Queued()

@@ -6,8 +6,7 @@ that changes anything takes exactly one new store revision, shared by all keys i
 
 from __future__ import annotations
 
-from lockservice.core import requests as rq
-from lockservice.core.answers import (
+from lockservice.codec import (
     decode_delete_result,
     decode_resource,
     decode_transact_result,
@@ -15,6 +14,7 @@ from lockservice.core.answers import (
     encode_resource,
     encode_transact_result,
 )
+from lockservice.core import requests as rq
 from lockservice.core.fencing import check_fence, check_fence_shape
 from lockservice.core.idempotency import fingerprint, run_once
 from lockservice.core.leasing import require_live_lease

@@ -20,7 +20,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from lockservice.errors import StoreUnavailable
@@ -69,7 +69,7 @@ _LOCK_COLUMNS = (
     "name, held, holder, lease_id, token, acquire_time_us, lock_delay_us, available_time_us, grant_id"
 )
 _WAITER_COLUMNS = (
-    "waiter_id, name, seq, holder, lease_id, ttl_seconds, lock_delay_us, request_id, fingerprint"
+    "waiter_id, name, seq, holder, lease_id, ttl_seconds, lock_delay_us, request_id, fingerprint, deadline_us"
 )
 _EVENT_COLUMNS = f"type, revision, {_RESOURCE_COLUMNS}"
 
@@ -290,7 +290,7 @@ class _SqliteTxn:
     def add_waiter(self, waiter: LockWaiter) -> LockWaiter:
         cursor = self._conn.execute(
             "INSERT INTO lock_waiters (waiter_id, name, holder, lease_id, ttl_seconds, lock_delay_us, "
-            "request_id, fingerprint) VALUES (?,?,?,?,?,?,?,?)",
+            "request_id, fingerprint, deadline_us) VALUES (?,?,?,?,?,?,?,?,?)",
             (
                 waiter.waiter_id,
                 waiter.name,
@@ -300,21 +300,12 @@ class _SqliteTxn:
                 waiter.lock_delay_us,
                 waiter.request_id,
                 waiter.fingerprint,
+                waiter.deadline_us,
             ),
         )
         seq = cursor.lastrowid
         assert seq is not None
-        return LockWaiter(
-            waiter_id=waiter.waiter_id,
-            name=waiter.name,
-            seq=seq,
-            holder=waiter.holder,
-            lease_id=waiter.lease_id,
-            ttl_seconds=waiter.ttl_seconds,
-            lock_delay_us=waiter.lock_delay_us,
-            request_id=waiter.request_id,
-            fingerprint=waiter.fingerprint,
-        )
+        return replace(waiter, seq=seq)
 
     def remove_waiter(self, waiter_id: str) -> bool:
         cursor = self._conn.execute("DELETE FROM lock_waiters WHERE waiter_id = ?", (waiter_id,))

@@ -77,6 +77,7 @@ def _v2_leases_locks_events(db: sqlite_utils.Database) -> None:
         "lock_delay_us": int,
         "request_id": str,
         "fingerprint": str,
+        "deadline_us": int,
     }
     db.table("lock_waiters").create(waiter_columns, pk="seq", not_null=set(waiter_columns) - {"seq"})
     db.table("lock_waiters").create_index(["waiter_id"], unique=True)

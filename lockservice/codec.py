@@ -1,4 +1,5 @@
-"""JSON encodings of write results, stored per request_id so a retry gets the first answer."""
+"""JSON encodings of model objects: stored answers (a request_id retry gets the first answer)
+and notices that cross processes (PostgreSQL NOTIFY)."""
 
 from __future__ import annotations
 
