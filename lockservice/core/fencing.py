@@ -6,6 +6,7 @@ deadline, its token is refused even before anyone else takes the lock.
 
 from __future__ import annotations
 
+from lockservice.core.handoff import new_lock_state
 from lockservice.core.limits import Limits
 from lockservice.core.locks import lock_conflict
 from lockservice.core.validation import check_key
@@ -32,6 +33,7 @@ def check_fence(txn: WriteTxn, fence: Fence | None) -> None:
         raise StaleFence(
             f"fence token {fence.token} is stale: lock {fence.lock_name} was never acquired",
             metadata={"lock_name": fence.lock_name, "token": str(fence.token)},
+            conflict=lock_conflict(txn, new_lock_state(fence.lock_name), f"token {fence.token}"),
         )
     lease = txn.get_lease(state.lease_id) if state.held else None
     alive = lease is not None and lease.expire_time_us > txn.now_us

@@ -59,7 +59,11 @@ def assert_conflict_is(
 
 
 def create(
-    resources: resource_pb2_grpc.ResourceServiceStub, key: str, value: bytes, content_type: str = "", request_id: str = ""
+    resources: resource_pb2_grpc.ResourceServiceStub,
+    key: str,
+    value: bytes,
+    content_type: str = "",
+    request_id: str = "",
 ) -> resource_pb2.Resource:
     reply: resource_pb2.Resource = resources.CreateResource(
         resource_pb2.CreateResourceRequest(
@@ -70,14 +74,18 @@ def create(
     return reply
 
 
-def get(resources: resource_pb2_grpc.ResourceServiceStub, key: str, version: int = 0) -> resource_pb2.Resource:
+def get(
+    resources: resource_pb2_grpc.ResourceServiceStub, key: str, version: int = 0
+) -> resource_pb2.Resource:
     reply: resource_pb2.Resource = resources.GetResource(
         resource_pb2.GetResourceRequest(key=key, version=version), timeout=10.0
     )
     return reply
 
 
-def update(resources: resource_pb2_grpc.ResourceServiceStub, key: str, value: bytes, **fields: Any) -> resource_pb2.Resource:
+def update(
+    resources: resource_pb2_grpc.ResourceServiceStub, key: str, value: bytes, **fields: Any
+) -> resource_pb2.Resource:
     reply: resource_pb2.Resource = resources.UpdateResource(
         resource_pb2.UpdateResourceRequest(key=key, value=value, **fields), timeout=10.0
     )

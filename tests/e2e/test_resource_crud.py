@@ -125,7 +125,10 @@ def test_get_negative_version_is_invalid_argument(resources: Stub, prefix: str) 
     key = f"{prefix}/k"
     create(resources, key, b"v1")
     failure = expect_failure(
-        resources.GetResource, resource_pb2.GetResourceRequest(key=key, version=-1), INVALID, "INVALID_ARGUMENT"
+        resources.GetResource,
+        resource_pb2.GetResourceRequest(key=key, version=-1),
+        INVALID,
+        "INVALID_ARGUMENT",
     )
     assert failure.metadata == {"field": "version"}
 
@@ -288,9 +291,7 @@ def test_delete_with_the_current_expected_version_or_etag(resources: Stub, prefi
     assert_missing(resources, by_etag)
 
 
-def test_delete_with_a_stale_expectation_is_aborted_and_deletes_nothing(
-    resources: Stub, prefix: str
-) -> None:
+def test_delete_with_a_stale_expectation_is_aborted_and_deletes_nothing(resources: Stub, prefix: str) -> None:
     key = f"{prefix}/k"
     v1 = create(resources, key, b"v1")
     current = update(resources, key, b"v2")

@@ -1,0 +1,264 @@
+"""AIP-155 request ids: a retry gets the first answer; a reused id with another payload is refused."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import grpc
+import pytest
+
+from lockservice.v1 import resource_pb2, resource_pb2_grpc
+from tests.e2e.support import (
+    ServerFactory,
+    assert_missing,
+    create,
+    expect_failure,
+    get,
+    update,
+)
+
+Stub = resource_pb2_grpc.ResourceServiceStub
+INVALID = grpc.StatusCode.INVALID_ARGUMENT
+
+
+def rid() -> str:
+    return str(uuid.uuid4())
+
+
+def next_revision(resources: Stub, prefix: str) -> int:
+    """Spends one revision on a marker write and returns it."""
+    marker = update(resources, f"{prefix}/marker", uuid.uuid4().bytes, allow_missing=True)
+    return marker.mod_revision
+
+
+def test_retried_create_returns_the_first_answer(resources: Stub, prefix: str) -> None:
+    key, request_id = f"{prefix}/k", rid()
+    first = create(resources, key, b"v", request_id=request_id)
+    for _ in range(3):
+        assert create(resources, key, b"v", request_id=request_id) == first
+    assert get(resources, key) == first
+    assert next_revision(resources, prefix) == first.mod_revision + 1
+    # Without the id, the same create is the conflict it really is.
+    expect_failure(
+        resources.CreateResource,
+        resource_pb2.CreateResourceRequest(key=key, value=b"v"),
+        grpc.StatusCode.ALREADY_EXISTS,
+        "RESOURCE_EXISTS",
+    )
+
+
+def test_retried_update_returns_the_first_answer_without_a_spurious_conflict(
+    resources: Stub, prefix: str
+) -> None:
+    key, request_id = f"{prefix}/k", rid()
+    create(resources, key, b"v1")
+    first = update(resources, key, b"v2", expected_version=1, request_id=request_id)
+    assert first.version == 2
+    retried = update(resources, key, b"v2", expected_version=1, request_id=request_id)
+    assert retried == first
+    assert get(resources, key) == first
+    assert next_revision(resources, prefix) == first.mod_revision + 1
+
+    # A retry after someone else wrote still gets the first answer, and changes nothing.
+    third = update(resources, key, b"v3")
+    assert update(resources, key, b"v2", expected_version=1, request_id=request_id) == first
+    assert get(resources, key) == third
+
+
+def test_retried_compare_and_set_returns_the_first_answer(resources: Stub, prefix: str) -> None:
+    key, request_id = f"{prefix}/k", rid()
+    request = resource_pb2.CompareAndSetRequest(
+        key=key, expect_absent=True, value=b"v", request_id=request_id
+    )
+    first = resources.CompareAndSet(request, timeout=10)
+    assert first.version == 1
+    assert resources.CompareAndSet(request, timeout=10) == first
+    assert get(resources, key) == first
+    assert next_revision(resources, prefix) == first.mod_revision + 1
+
+
+def test_retried_delete_returns_the_first_answer(resources: Stub, prefix: str) -> None:
+    key, request_id = f"{prefix}/k", rid()
+    v1 = create(resources, key, b"v1")
+    request = resource_pb2.DeleteResourceRequest(key=key, expected_version=1, request_id=request_id)
+    first = resources.DeleteResource(request, timeout=10)
+    assert first.resource == v1
+    assert resources.DeleteResource(request, timeout=10) == first
+    assert_missing(resources, key)
+
+    # Even after the key is re-created, the retry answers the first delete and deletes nothing.
+    again = create(resources, key, b"again")
+    assert resources.DeleteResource(request, timeout=10) == first
+    assert get(resources, key) == again
+    assert next_revision(resources, prefix) == again.mod_revision + 1
+
+
+def test_retried_transact_returns_the_first_answer(resources: Stub, prefix: str) -> None:
+    a, b, request_id = f"{prefix}/a", f"{prefix}/b", rid()
+    create(resources, b, b"b1")
+    request = resource_pb2.TransactRequest(
+        compares=[resource_pb2.Compare(key=a, absent=True)],
+        operations=[
+            resource_pb2.Operation(put=resource_pb2.PutOperation(key=a, value=b"a1")),
+            resource_pb2.Operation(delete=resource_pb2.DeleteOperation(key=b)),
+        ],
+        request_id=request_id,
+    )
+    first = resources.Transact(request, timeout=10)
+    assert resources.Transact(request, timeout=10) == first
+    assert get(resources, a) == first.results[0].resource
+    assert_missing(resources, b)
+    assert next_revision(resources, prefix) == first.revision + 1
+
+
+def test_concurrent_retries_of_one_request_all_get_the_one_answer(resources: Stub, prefix: str) -> None:
+    key, request_id = f"{prefix}/k", rid()
+    request = resource_pb2.CreateResourceRequest(key=key, value=b"v", request_id=request_id)
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        futures = [pool.submit(resources.CreateResource, request, timeout=10) for _ in range(16)]
+        answers = [future.result() for future in futures]
+    assert all(answer == answers[0] for answer in answers)
+    assert answers[0].version == 1
+    assert get(resources, key) == answers[0]
+    assert next_revision(resources, prefix) == answers[0].mod_revision + 1
+
+
+def test_a_failed_request_is_not_remembered(resources: Stub, prefix: str) -> None:
+    key, request_id = f"{prefix}/k", rid()
+    request = resource_pb2.UpdateResourceRequest(key=key, value=b"v", request_id=request_id)
+    expect_failure(resources.UpdateResource, request, grpc.StatusCode.NOT_FOUND, "RESOURCE_NOT_FOUND")
+    create(resources, key, b"v1")
+    # The retry is evaluated afresh against the current state.
+    retried = resources.UpdateResource(request, timeout=10)
+    assert (retried.version, retried.value) == (2, b"v")
+
+
+def test_same_request_id_with_a_different_payload_is_request_id_reused(resources: Stub, prefix: str) -> None:
+    key, request_id = f"{prefix}/k", rid()
+    first = create(resources, key, b"v", request_id=request_id)
+    for request in (
+        resource_pb2.CreateResourceRequest(key=key, value=b"other", request_id=request_id),
+        resource_pb2.CreateResourceRequest(key=f"{prefix}/other", value=b"v", request_id=request_id),
+        resource_pb2.CreateResourceRequest(
+            key=key, value=b"v", content_type="text/plain", request_id=request_id
+        ),
+    ):
+        failure = expect_failure(resources.CreateResource, request, INVALID, "REQUEST_ID_REUSED")
+        assert failure.metadata == {"field": "request_id", "request_id": request_id}
+    assert get(resources, key) == first
+    assert_missing(resources, f"{prefix}/other")
+
+
+def test_same_request_id_on_another_method_is_request_id_reused(resources: Stub, prefix: str) -> None:
+    key, request_id = f"{prefix}/k", rid()
+    first = create(resources, key, b"v", request_id=request_id)
+    attempts: list[tuple[Callable[..., Any], Any]] = [
+        (
+            resources.UpdateResource,
+            resource_pb2.UpdateResourceRequest(key=key, value=b"v", request_id=request_id),
+        ),
+        (
+            resources.CompareAndSet,
+            resource_pb2.CompareAndSetRequest(key=key, expected_version=1, value=b"v", request_id=request_id),
+        ),
+        (resources.DeleteResource, resource_pb2.DeleteResourceRequest(key=key, request_id=request_id)),
+        (
+            resources.Transact,
+            resource_pb2.TransactRequest(
+                operations=[resource_pb2.Operation(put=resource_pb2.PutOperation(key=key, value=b"v"))],
+                request_id=request_id,
+            ),
+        ),
+    ]
+    for call, request in attempts:
+        failure = expect_failure(call, request, INVALID, "REQUEST_ID_REUSED")
+        assert failure.metadata["field"] == "request_id"
+    assert get(resources, key) == first
+
+
+@pytest.mark.parametrize(
+    "request_id",
+    ["x" * 129, "has space", "tab\there", "new\nline", "caf\u00e9", "\x7f"],
+    ids=["too-long", "space", "tab", "newline", "non-ascii", "del"],
+)
+def test_malformed_request_id_is_invalid_request_id(resources: Stub, prefix: str, request_id: str) -> None:
+    key = f"{prefix}/k"
+    for call, request in (
+        (resources.CreateResource, resource_pb2.CreateResourceRequest(key=key, request_id=request_id)),
+        (
+            resources.UpdateResource,
+            resource_pb2.UpdateResourceRequest(key=key, allow_missing=True, request_id=request_id),
+        ),
+        (
+            resources.CompareAndSet,
+            resource_pb2.CompareAndSetRequest(key=key, expect_absent=True, request_id=request_id),
+        ),
+        (
+            resources.DeleteResource,
+            resource_pb2.DeleteResourceRequest(key=key, allow_missing=True, request_id=request_id),
+        ),
+        (
+            resources.Transact,
+            resource_pb2.TransactRequest(
+                operations=[resource_pb2.Operation(put=resource_pb2.PutOperation(key=key))],
+                request_id=request_id,
+            ),
+        ),
+    ):
+        failure = expect_failure(call, request, INVALID, "INVALID_REQUEST_ID")
+        assert failure.metadata == {"field": "request_id", "limit": "128"}
+        assert "128" in failure.message
+    assert_missing(resources, key)
+
+
+def test_request_id_of_128_printable_characters_is_accepted(resources: Stub, prefix: str) -> None:
+    request_id = ("!~" + uuid.uuid4().hex) * 4
+    request_id = request_id[:128]
+    assert len(request_id) == 128
+    first = create(resources, f"{prefix}/k", b"v", request_id=request_id)
+    assert create(resources, f"{prefix}/k", b"v", request_id=request_id) == first
+
+
+def test_idempotency_survives_a_restart(server_factory: ServerFactory, prefix: str) -> None:
+    server = server_factory().start()
+    key = f"{prefix}/k"
+    create_id, update_id, delete_id = rid(), rid(), rid()
+    with grpc.insecure_channel(server.address) as channel:
+        resources = resource_pb2_grpc.ResourceServiceStub(channel)
+        created = create(resources, key, b"v1", request_id=create_id)
+        updated = update(resources, key, b"v2", expected_version=1, request_id=update_id)
+        deleted = resources.DeleteResource(
+            resource_pb2.DeleteResourceRequest(
+                key=f"{prefix}/gone", allow_missing=True, request_id=delete_id
+            ),
+            timeout=10,
+        )
+    assert server.stop() == 0
+
+    server.start()
+    with grpc.insecure_channel(server.address) as channel:
+        resources = resource_pb2_grpc.ResourceServiceStub(channel)
+        assert create(resources, key, b"v1", request_id=create_id) == created
+        assert update(resources, key, b"v2", expected_version=1, request_id=update_id) == updated
+        assert (
+            resources.DeleteResource(
+                resource_pb2.DeleteResourceRequest(
+                    key=f"{prefix}/gone", allow_missing=True, request_id=delete_id
+                ),
+                timeout=10,
+            )
+            == deleted
+        )
+        assert get(resources, key) == updated
+        expect_failure(
+            resources.CreateResource,
+            resource_pb2.CreateResourceRequest(key=key, value=b"different", request_id=create_id),
+            INVALID,
+            "REQUEST_ID_REUSED",
+        )
+        # No retry spent a revision.
+        after = create(resources, f"{prefix}/after", b"x")
+        assert after.mod_revision == updated.mod_revision + 1
