@@ -1,5 +1,7 @@
-"""Server settings: every one a flag and a LOCKSERVICE_* variable (the flag wins), validated at
-start with one clear line per problem."""
+"""Server settings and their validation at start, one clear line per problem.
+
+Where each setting comes from (flag, LOCKSERVICE_* variable, config file) is `lockservice.options`.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +9,11 @@ import os
 import re
 from dataclasses import dataclass, field
 
+from lockservice.authfiles import load_policy, load_tokens
 from lockservice.core.limits import Limits
 from lockservice.logs import LOG_LEVELS
 
-__all__ = ["ConfigError", "Settings", "parse_listen", "sqlite_path"]
+__all__ = ["ConfigError", "Settings", "is_postgres_url", "parse_listen", "sqlite_path"]
 
 _HOST_PORT = re.compile(r"^(?P<host>\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.\-]+):(?P<port>\d{1,5})$")
 
@@ -29,7 +32,21 @@ class Settings:
     grace_period_seconds: float = 10.0
     # How many recent revisions Watch can replay from.
     watch_history_revisions: int = 10_000
+    metrics_listen: str = ""
+    tls_cert: str = ""
+    tls_key: str = ""
+    tls_client_ca: str = ""
+    auth_tokens: str = ""
+    auth_policy: str = ""
+    socket_mode: int = 0o660
+    max_streams_per_client: int = 1000
+    max_watchers_per_client: int = 100
     limits: Limits = field(default_factory=Limits)
+
+    @property
+    def authenticates(self) -> bool:
+        """Every call must prove an identity: a bearer token, or a client certificate (mTLS)."""
+        return bool(self.auth_tokens or self.tls_client_ca)
 
     def validate(self) -> list[str]:
         """Every problem, one line each; empty when the settings can work."""
@@ -39,12 +56,12 @@ class Settings:
         except ConfigError as error:
             problems.append(str(error))
         try:
-            path = sqlite_path(self.store, self.db)
+            path = "" if is_postgres_url(self.store) else sqlite_path(self.store, self.db)
         except ConfigError as error:
             problems.append(str(error))
         else:
-            directory = os.path.dirname(os.path.abspath(path))
-            if not os.path.isdir(directory):
+            directory = os.path.dirname(os.path.abspath(path)) if path else ""
+            if directory and not os.path.isdir(directory):
                 problems.append(f"--db: the directory {directory} does not exist")
         if self.log_level not in LOG_LEVELS:
             problems.append(f"--log-level: {self.log_level!r} is not one of {', '.join(LOG_LEVELS)}")
@@ -64,9 +81,13 @@ class Settings:
             ("--watch-queue-size", limits.watch_queue_size, 1, 1_000_000),
             ("--max-lease-ttl", limits.max_lease_ttl_seconds, limits.min_lease_ttl_seconds, 365 * 24 * 3600),
             ("--max-waiters", limits.max_waiters_per_lock, 1, 1_000_000),
+            ("--max-streams-per-client", self.max_streams_per_client, 1, 1_000_000),
+            ("--max-watchers-per-client", self.max_watchers_per_client, 1, 1_000_000),
+            ("--socket-mode", self.socket_mode, 0, 0o777),
         ):
             if not low <= value <= high:
                 problems.append(f"{name}: {value} is outside {low}..{high}")
+        problems += _security_problems(self)
         return problems
 
 
@@ -94,12 +115,56 @@ def sqlite_path(store: str, db: str) -> str:
         if not db:
             raise ConfigError("--db: must not be empty")
         return db
-    if store.startswith(("postgresql://", "postgres://")):
-        raise ConfigError("--store: the PostgreSQL backend is not available in this build; use SQLite")
     if store.startswith("sqlite:///"):
         return "/" + store.removeprefix("sqlite:///")
     if store.startswith("sqlite:"):
         path = store.removeprefix("sqlite:")
         if path:
             return path
-    raise ConfigError(f"--store: {store!r} is not a sqlite:PATH or sqlite:///ABSOLUTE/PATH URL")
+    raise ConfigError(
+        f"--store: {store!r} is not a postgresql://..., sqlite:PATH or sqlite:///ABSOLUTE/PATH URL"
+    )
+
+
+def is_postgres_url(store: str) -> bool:
+    return store.startswith(("postgresql://", "postgres://"))
+
+
+def _readable(flag: str, path: str) -> list[str]:
+    if not os.path.isfile(path):
+        return [f"{flag}: {path} is not a file"]
+    if not os.access(path, os.R_OK):
+        return [f"{flag}: {path} is not readable by this user"]
+    return []
+
+
+def _security_problems(settings: Settings) -> list[str]:
+    """TLS files present and paired, auth files that parse, an identity source for a policy."""
+    problems: list[str] = []
+    if settings.metrics_listen:
+        match = _HOST_PORT.match(settings.metrics_listen)
+        if match is None or not 0 <= int(match["port"]) <= 65535:
+            problems.append(f"--metrics-listen: {settings.metrics_listen!r} is not HOST:PORT")
+    if bool(settings.tls_cert) != bool(settings.tls_key):
+        problems.append("--tls-cert and --tls-key: give both or neither")
+    if settings.tls_client_ca and not settings.tls_cert:
+        problems.append("--tls-client-ca: client certificates need TLS; give --tls-cert and --tls-key")
+    for flag, path in (
+        ("--tls-cert", settings.tls_cert),
+        ("--tls-key", settings.tls_key),
+        ("--tls-client-ca", settings.tls_client_ca),
+    ):
+        if path:
+            problems += _readable(flag, path)
+    if settings.auth_policy and not settings.authenticates:
+        problems.append("--auth-policy: needs identities: give --auth-tokens or --tls-client-ca")
+    for flag, path, load in (
+        ("--auth-tokens", settings.auth_tokens, load_tokens),
+        ("--auth-policy", settings.auth_policy, load_policy),
+    ):
+        if path:
+            try:
+                load(path)
+            except ValueError as error:
+                problems.append(f"{flag}: {error}")
+    return problems

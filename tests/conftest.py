@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,7 +25,43 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from lockservice.v1 import lease_pb2_grpc, lock_pb2_grpc, resource_pb2_grpc
 
 LOCKSERVICE = str(Path(sys.executable).parent / "lockservice")
-BACKENDS = ["sqlite"]
+BACKENDS = ["sqlite", "postgres"]
+POSTGRES_ADMIN_URL = os.environ.get(
+    "LOCKSERVICE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+_created_databases: list[str] = []
+
+
+def _postgres_url(database: str) -> str:
+    return POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + "/" + database
+
+
+def _admin_execute(sql: str) -> None:
+    import psycopg
+
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True, connect_timeout=5) as conn:
+        conn.execute(sql.encode())
+
+
+def postgres_available() -> bool:
+    try:
+        _admin_execute("SELECT 1")
+    except Exception:
+        return False
+    return True
+
+
+def create_database() -> str:
+    """A fresh, empty database of this test session's own; dropped when the session ends."""
+    name = f"lockservice_test_{uuid.uuid4().hex[:12]}"
+    _admin_execute(f"CREATE DATABASE {name}")
+    _created_databases.append(name)
+    return _postgres_url(name)
+
+
+def _drop_databases() -> None:
+    while _created_databases:
+        _admin_execute(f"DROP DATABASE IF EXISTS {_created_databases.pop()} WITH (FORCE)")
 
 
 def free_port() -> int:
@@ -37,9 +74,14 @@ def free_port() -> int:
 class ServerProcess:
     """One `lockservice serve` process; restartable on the same port and database."""
 
-    def __init__(self, workdir: Path, backend: str, extra_args: list[str] | None = None) -> None:
+    def __init__(
+        self, workdir: Path, backend: str, extra_args: list[str] | None = None, store_url: str = ""
+    ) -> None:
+        """`store_url` shares an existing PostgreSQL database (replicas); by default a postgres
+        server gets a fresh database of its own."""
         self.workdir = workdir
         self.backend = backend
+        self.store_url = store_url or (create_database() if backend == "postgres" else "")
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
         self.db = workdir / "lockservice.db"
@@ -48,13 +90,13 @@ class ServerProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     def command(self) -> list[str]:
+        storage = ["--store", self.store_url] if self.store_url else ["--db", str(self.db)]
         return [
             LOCKSERVICE,
             "serve",
             "--listen",
             self.address,
-            "--db",
-            str(self.db),
+            *storage,
             "--log-format",
             "json",
             *self.extra_args,
@@ -109,9 +151,32 @@ class ServerProcess:
             raise
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """`@pytest.mark.backend_specific("sqlite", reason=...)` keeps a test to the backends it is
+    about: the other backends' variants are deselected, not skipped (in CI a skipped PostgreSQL
+    test is a failure, so nothing may be skipped quietly)."""
+    kept, dropped = [], []
+    for item in items:
+        marker = item.get_closest_marker("backend_specific")
+        callspec = getattr(item, "callspec", None)
+        backend = callspec.params.get("backend") if callspec is not None else None
+        if marker is not None and backend is not None and backend not in marker.args:
+            dropped.append(item)
+        else:
+            kept.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
     name: str = request.param
+    if name == "postgres" and not postgres_available():
+        message = f"PostgreSQL is not reachable at {POSTGRES_ADMIN_URL}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{message}: in CI every PostgreSQL test must run")
+        pytest.skip(message)
     return name
 
 
@@ -120,10 +185,10 @@ def server_factory(tmp_path: Path, backend: str) -> Iterator[type[ServerProcess]
     """Starts fresh servers for tests that kill or reconfigure them; stops them all afterwards."""
     started: list[ServerProcess] = []
 
-    def make(extra_args: list[str] | None = None, name: str = "server") -> ServerProcess:
+    def make(extra_args: list[str] | None = None, name: str = "server", store_url: str = "") -> ServerProcess:
         workdir = tmp_path / f"{name}-{len(started)}"
         workdir.mkdir()
-        server = ServerProcess(workdir, backend, extra_args)
+        server = ServerProcess(workdir, backend, extra_args, store_url)
         started.append(server)
         return server
 
@@ -145,6 +210,14 @@ def _shared_workdir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         server.stop()
     _shared_servers.clear()
     shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _postgres_databases() -> Iterator[None]:
+    """Drops every database the session created, after every server using one has stopped."""
+    yield
+    if _created_databases:
+        _drop_databases()
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from lockservice.config import Settings, sqlite_path
+from lockservice.config import Settings, is_postgres_url, sqlite_path
 from lockservice.core.expiry import Expirer
 from lockservice.core.leases import Leases
 from lockservice.core.locks import Locks
@@ -20,6 +20,8 @@ from lockservice.core.watch import Watches
 from lockservice.rpc.leases import LeaseServicer
 from lockservice.rpc.locks import LockServicer
 from lockservice.rpc.resources import ResourceServicer
+from lockservice.store.base import Store
+from lockservice.store.postgres import PostgresStore
 from lockservice.store.sqlite import SqliteStore
 from lockservice.v1 import lease_pb2, lease_pb2_grpc, lock_pb2, lock_pb2_grpc, resource_pb2, resource_pb2_grpc
 
@@ -39,15 +41,27 @@ def _message_limit(settings: Settings) -> int:
     return settings.limits.max_value_bytes * 2 + 64 * 1024
 
 
+async def _open_store(settings: Settings) -> Store:
+    limits = settings.limits
+    options = {
+        "history_versions": limits.history_versions,
+        "request_id_retention_seconds": limits.request_id_retention_seconds,
+        "watch_history_revisions": settings.watch_history_revisions,
+    }
+    if is_postgres_url(settings.store):
+        return await PostgresStore.open(settings.store, **options)
+    return await SqliteStore.open(sqlite_path(settings.store, settings.db), **options)
+
+
+def _store_name(settings: Settings) -> str:
+    """Where the data lives, for the log: never the URL, which may carry a password."""
+    return "postgresql" if is_postgres_url(settings.store) else sqlite_path(settings.store, settings.db)
+
+
 async def serve(settings: Settings) -> int:
     """Runs until SIGTERM or SIGINT; drains in-flight calls for the grace period; returns 0."""
     limits = settings.limits
-    store = await SqliteStore.open(
-        sqlite_path(settings.store, settings.db),
-        history_versions=limits.history_versions,
-        request_id_retention_seconds=limits.request_id_retention_seconds,
-        watch_history_revisions=settings.watch_history_revisions,
-    )
+    store = await _open_store(settings)
     message_limit = _message_limit(settings)
     server = grpc.aio.server(
         options=[
@@ -84,7 +98,7 @@ async def serve(settings: Settings) -> int:
     expirer.start()
     for name in ("", *SERVICE_NAMES):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    _log.info("serving", listen=settings.listen, port=port, db=sqlite_path(settings.store, settings.db))
+    _log.info("serving", listen=settings.listen, port=port, store=_store_name(settings))
 
     stopping = asyncio.Event()
     signals_seen = 0

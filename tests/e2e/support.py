@@ -17,7 +17,9 @@ DOMAIN = "lockservice"
 class ServerFactory(Protocol):
     """The `server_factory` fixture: a new, not yet started server with its own database."""
 
-    def __call__(self, extra_args: list[str] | None = None, name: str = "server") -> ServerProcess: ...
+    def __call__(
+        self, extra_args: list[str] | None = None, name: str = "server", store_url: str = ""
+    ) -> ServerProcess: ...
 
 
 def expect_failure(

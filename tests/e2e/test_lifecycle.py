@@ -318,6 +318,9 @@ def test_flag_beats_environment_variable(
     assert not (tmp_path / "env.db").exists()
 
 
+@pytest.mark.backend_specific(
+    "sqlite", reason="one process owns a SQLite file; PostgreSQL replicas share a database by design"
+)
 def test_second_server_on_the_same_db_refuses_to_start(server_factory: ServerFactory, prefix: str) -> None:
     first = server_factory().start()
     result = run_serve(

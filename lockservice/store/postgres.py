@@ -1,0 +1,694 @@
+"""The PostgreSQL store: N stateless lockservice replicas over one database.
+
+Concurrency control: READ COMMITTED with row locks. Every read a body makes is `FOR UPDATE`,
+so each decision (compare a version, check a holder, pick the next waiter) is taken on the latest
+committed row, which no one else can change until the body commits. Two bodies that both find a
+row missing and insert it collide on the primary key; the loser is re-run and then sees the row.
+Deadlocks and serialization failures are re-run too (bodies are re-runnable by contract). We
+chose this over SERIALIZABLE because every change also bumps the one store-wide revision row:
+under SERIALIZABLE that hot row would turn most concurrent writes into retries.
+
+Ordering: a body takes its revision by updating the revision row, and holds that row lock until
+it commits, so revisions commit in order with no gaps. Watch events are therefore read back from
+the `events` table in revision order by every replica (`_pump_events`), woken by LISTEN/NOTIFY;
+lock hand-overs are NOTIFY payloads that wake the waiting call on whichever replica holds it.
+
+Time for leases comes from the database clock (`clock_timestamp()`), never the replicas'.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from typing import Any, TypeVar
+
+import psycopg
+import psycopg_pool
+import structlog
+from psycopg import errors as pg_errors
+
+from lockservice.codec import decode_lock_view, encode_lock_view
+from lockservice.errors import LockserviceError, StoreUnavailable
+from lockservice.model import (
+    ChangeEvent,
+    EventType,
+    Lease,
+    LockGranted,
+    LockState,
+    LockWaiter,
+    Resource,
+    WaiterFailed,
+)
+from lockservice.store.base import Notice, NoticeListener, StoredAnswer, WriteTxn
+from lockservice.store.postgres_schema import migrate
+
+__all__ = ["PostgresStore"]
+
+_log = structlog.get_logger("lockservice.store.postgres")
+
+T = TypeVar("T")
+
+_EVENTS_CHANNEL = "lockservice_events"
+_LOCKS_CHANNEL = "lockservice_locks"
+_MAX_ATTEMPTS = 30
+_RETRYABLE = (pg_errors.SerializationFailure, pg_errors.DeadlockDetected, pg_errors.UniqueViolation)
+_NOW_SQL = "SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint"
+_PUMP_PAGE = 1000
+_MAINTENANCE_SECONDS = 10.0
+
+_RESOURCE_COLUMNS = (
+    "key, value, content_type, version, create_revision, mod_revision, create_time_us, "
+    "update_time_us, lease_id"
+)
+_META_COLUMNS = (
+    "key, ''::bytea AS value, content_type, version, create_revision, mod_revision, create_time_us, "
+    "update_time_us, lease_id"
+)
+_LEASE_COLUMNS = "lease_id, holder, ttl_seconds, grant_time_us, expire_time_us, owner_lock"
+_LOCK_COLUMNS = (
+    "name, held, holder, lease_id, token, acquire_time_us, lock_delay_us, available_time_us, grant_id"
+)
+_WAITER_COLUMNS = (
+    "waiter_id, name, seq, holder, lease_id, ttl_seconds, lock_delay_us, request_id, fingerprint, deadline_us"
+)
+_EVENT_COLUMNS = f"type, revision, {_RESOURCE_COLUMNS}"
+
+
+def _marks(count: int) -> str:
+    return ",".join(["%s"] * count)
+
+
+def _resource(row: Any) -> Resource:
+    return Resource(
+        key=row[0],
+        value=bytes(row[1]),
+        content_type=row[2],
+        version=row[3],
+        create_revision=row[4],
+        mod_revision=row[5],
+        create_time_us=row[6],
+        update_time_us=row[7],
+        lease_id=row[8],
+    )
+
+
+def _lock(row: Any) -> LockState:
+    return LockState(*row)
+
+
+def _event(row: Any) -> ChangeEvent:
+    return ChangeEvent(type=EventType(row[0]), revision=row[1], resource=_resource(row[2:]))
+
+
+def _prefix_upper_bound(prefix: str) -> str:
+    # Keys are ASCII (the key syntax forbids the rest): incrementing the last character works.
+    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
+
+def _encode_notice(notice: LockGranted | WaiterFailed) -> str:
+    if isinstance(notice, LockGranted):
+        return json.dumps({"granted": notice.waiter_id, "lock": json.loads(encode_lock_view(notice.lock))})
+    return json.dumps(
+        {"failed": notice.waiter_id, "name": notice.name, "reason": notice.reason, "message": notice.message}
+    )
+
+
+def _decode_notice(payload: str) -> LockGranted | WaiterFailed:
+    data = json.loads(payload)
+    if "granted" in data:
+        return LockGranted(waiter_id=data["granted"], lock=decode_lock_view(json.dumps(data["lock"])))
+    return WaiterFailed(
+        waiter_id=data["failed"], name=data["name"], reason=data["reason"], message=data["message"]
+    )
+
+
+Conn = psycopg.Connection[tuple[Any, ...]]
+
+
+class _PostgresTxn:
+    """The `WriteTxn` of one attempt of one body, inside its database transaction."""
+
+    def __init__(self, conn: Conn, now_us: int, history: int) -> None:
+        self._conn = conn
+        self._history = history
+        self._revision: int | None = None
+        self._event_seq = 0
+        self.now_us = now_us
+        self.notices: list[Notice] = []
+        # Rows this body found missing. Writing one of them must INSERT, never upsert: if another
+        # body inserted it meanwhile, the insert fails on the key and this body is re-run against
+        # that row (an upsert would silently overwrite it: two creators, two lock holders).
+        self._missing: set[tuple[str, str]] = set()
+
+    def _found(self, table: str, key: str, row: Any) -> Any:
+        if row is None:
+            self._missing.add((table, key))
+        return row
+
+    def _save(self, table: str, key_column: str, columns: str, values: tuple[Any, ...]) -> None:
+        key = values[0]
+        if (table, key) not in self._missing:
+            names = [c.strip() for c in columns.split(",")]
+            assignments = ", ".join(f"{name} = %s" for name in names[1:])
+            updated = self._conn.execute(
+                f"UPDATE {table} SET {assignments} WHERE {key_column} = %s".encode(), (*values[1:], key)
+            ).rowcount
+            if updated:
+                return
+        self._conn.execute(f"INSERT INTO {table} ({columns}) VALUES ({_marks(len(values))})".encode(), values)
+        self._missing.discard((table, key))
+
+    def _one(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
+        return self._conn.execute(sql.encode(), params).fetchone()
+
+    def _all(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        return self._conn.execute(sql.encode(), params).fetchall()
+
+    @property
+    def revision(self) -> int | None:
+        return self._revision
+
+    def _record(self, type_: EventType, resource: Resource) -> None:
+        if self._revision is None:
+            raise RuntimeError("a change needs a revision: call next_revision() first")
+        self._conn.execute(
+            f"INSERT INTO events (seq, {_EVENT_COLUMNS}) VALUES ({_marks(12)})".encode(),
+            (self._event_seq, type_.value, self._revision, *_resource_values(resource)),
+        )
+        self._event_seq += 1
+        self.notices.append(ChangeEvent(type=type_, resource=resource, revision=self._revision))
+
+    def get(self, key: str) -> Resource | None:
+        row = self._one(f"SELECT {_RESOURCE_COLUMNS} FROM resources WHERE key = %s FOR UPDATE", (key,))
+        return None if self._found("resources", key, row) is None else _resource(row)
+
+    def put(self, resource: Resource) -> None:
+        values = _resource_values(resource)
+        self._save("resources", "key", _RESOURCE_COLUMNS, values)
+        if resource.version == 1:
+            # A new incarnation: versions of an earlier one must not be mistaken for its own.
+            self._conn.execute(b"DELETE FROM resource_versions WHERE key = %s", (resource.key,))
+        self._conn.execute(
+            f"INSERT INTO resource_versions ({_RESOURCE_COLUMNS}) VALUES ({_marks(9)})".encode(),
+            values,
+        )
+        oldest_kept = resource.version - self._history + 1
+        if oldest_kept > 1:
+            self._conn.execute(
+                b"DELETE FROM resource_versions WHERE key = %s AND version < %s", (resource.key, oldest_kept)
+            )
+        self._record(EventType.PUT, resource)
+
+    def delete(self, key: str, *, expired: bool = False) -> None:
+        last = self.get(key)
+        if last is None:
+            return
+        self._conn.execute(b"DELETE FROM resources WHERE key = %s", (key,))
+        self._conn.execute(b"DELETE FROM resource_versions WHERE key = %s", (key,))
+        self._record(EventType.EXPIRE if expired else EventType.DELETE, last)
+
+    def current_revision(self) -> int:
+        if self._revision is not None:
+            return self._revision
+        revision: int = self._one("SELECT value FROM meta WHERE name = 'revision'")[0]
+        return revision
+
+    def next_revision(self) -> int:
+        if self._revision is None:
+            # The row lock taken here is held to commit: revisions commit in order, gap-free.
+            self._revision = self._one(
+                "UPDATE meta SET value = value + 1 WHERE name = 'revision' RETURNING value"
+            )[0]
+        assert self._revision is not None
+        return self._revision
+
+    def get_answer(self, request_id: str) -> StoredAnswer | None:
+        row = self._one(
+            "SELECT fingerprint, answer FROM request_answers WHERE request_id = %s", (request_id,)
+        )
+        return None if row is None else StoredAnswer(fingerprint=row[0], answer=row[1])
+
+    def save_answer(self, request_id: str, fingerprint: str, answer: str) -> None:
+        self._conn.execute(
+            b"INSERT INTO request_answers (request_id, fingerprint, answer, created_us) VALUES (%s,%s,%s,%s)",
+            (request_id, fingerprint, answer, self.now_us),
+        )
+
+    def get_lease(self, lease_id: str) -> Lease | None:
+        row = self._one(f"SELECT {_LEASE_COLUMNS} FROM leases WHERE lease_id = %s FOR UPDATE", (lease_id,))
+        return None if self._found("leases", lease_id, row) is None else Lease(*row)
+
+    def put_lease(self, lease: Lease) -> None:
+        self._save(
+            "leases",
+            "lease_id",
+            _LEASE_COLUMNS,
+            (
+                lease.lease_id,
+                lease.holder,
+                lease.ttl_seconds,
+                lease.grant_time_us,
+                lease.expire_time_us,
+                lease.owner_lock,
+            ),
+        )
+
+    def delete_lease(self, lease_id: str) -> None:
+        self._conn.execute(b"DELETE FROM leases WHERE lease_id = %s", (lease_id,))
+
+    def expired_leases(self, now_us: int, limit: int) -> list[Lease]:
+        # SKIP LOCKED: replicas expiring at once split the due leases; each is ended exactly once.
+        rows = self._all(
+            f"SELECT {_LEASE_COLUMNS} FROM leases WHERE expire_time_us <= %s ORDER BY expire_time_us "
+            "LIMIT %s FOR UPDATE SKIP LOCKED",
+            (now_us, limit),
+        )
+        return [Lease(*row) for row in rows]
+
+    def lease_lock_names(self, lease_id: str) -> list[str]:
+        rows = self._all("SELECT name FROM locks WHERE lease_id = %s AND held ORDER BY name", (lease_id,))
+        return [row[0] for row in rows]
+
+    def lease_resource_keys(self, lease_id: str) -> list[str]:
+        rows = self._all("SELECT key FROM resources WHERE lease_id = %s ORDER BY key", (lease_id,))
+        return [row[0] for row in rows]
+
+    def get_lock(self, name: str) -> LockState | None:
+        row = self._one(f"SELECT {_LOCK_COLUMNS} FROM locks WHERE name = %s FOR UPDATE", (name,))
+        return None if self._found("locks", name, row) is None else _lock(row)
+
+    def put_lock(self, state: LockState) -> None:
+        self._save(
+            "locks",
+            "name",
+            _LOCK_COLUMNS,
+            (
+                state.name,
+                state.held,
+                state.holder,
+                state.lease_id,
+                state.token,
+                state.acquire_time_us,
+                state.lock_delay_us,
+                state.available_time_us,
+                state.grant_id,
+            ),
+        )
+
+    def lock_waiters(self, name: str) -> list[LockWaiter]:
+        rows = self._all(
+            f"SELECT {_WAITER_COLUMNS} FROM lock_waiters WHERE name = %s ORDER BY seq FOR UPDATE", (name,)
+        )
+        return [LockWaiter(*row) for row in rows]
+
+    def add_waiter(self, waiter: LockWaiter) -> LockWaiter:
+        seq: int = self._one(
+            "INSERT INTO lock_waiters (waiter_id, name, holder, lease_id, ttl_seconds, lock_delay_us, "
+            "request_id, fingerprint, deadline_us) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s) RETURNING seq",
+            (
+                waiter.waiter_id,
+                waiter.name,
+                waiter.holder,
+                waiter.lease_id,
+                waiter.ttl_seconds,
+                waiter.lock_delay_us,
+                waiter.request_id,
+                waiter.fingerprint,
+                waiter.deadline_us,
+            ),
+        )[0]
+        return replace(waiter, seq=seq)
+
+    def remove_waiter(self, waiter_id: str) -> bool:
+        return self._conn.execute(b"DELETE FROM lock_waiters WHERE waiter_id = %s", (waiter_id,)).rowcount > 0
+
+    def waiters_under_lease(self, lease_id: str) -> list[LockWaiter]:
+        rows = self._all(
+            f"SELECT {_WAITER_COLUMNS} FROM lock_waiters WHERE lease_id = %s ORDER BY seq FOR UPDATE",
+            (lease_id,),
+        )
+        return [LockWaiter(*row) for row in rows]
+
+    def delayed_locks_with_waiters(self, now_us: int, limit: int) -> list[LockState]:
+        rows = self._all(
+            f"SELECT {_LOCK_COLUMNS} FROM locks WHERE NOT held AND available_time_us <= %s "
+            "AND EXISTS (SELECT 1 FROM lock_waiters w WHERE w.name = locks.name) ORDER BY name LIMIT %s "
+            "FOR UPDATE SKIP LOCKED",
+            (now_us, limit),
+        )
+        return [_lock(row) for row in rows]
+
+    def notify(self, notice: Notice) -> None:
+        self.notices.append(notice)
+
+
+def _resource_values(resource: Resource) -> tuple[Any, ...]:
+    return (
+        resource.key,
+        resource.value,
+        resource.content_type,
+        resource.version,
+        resource.create_revision,
+        resource.mod_revision,
+        resource.create_time_us,
+        resource.update_time_us,
+        resource.lease_id,
+    )
+
+
+def _unavailable(error: BaseException) -> StoreUnavailable:
+    return StoreUnavailable(f"the database is unavailable: {error.__class__.__name__}")
+
+
+class PostgresStore:
+    """`Store` on PostgreSQL. Open with `await PostgresStore.open(url)`; any number of replicas."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        history_versions: int = 10,
+        request_id_retention_seconds: int = 24 * 3600,
+        watch_history_revisions: int = 10_000,
+        pool_size: int = 10,
+    ) -> None:
+        self._url = url
+        self._history = history_versions
+        self._answer_retention_us = request_id_retention_seconds * 1_000_000
+        self._watch_history = watch_history_revisions
+        self._pool = psycopg_pool.ConnectionPool(
+            url,
+            min_size=1,
+            max_size=pool_size,
+            open=False,
+            timeout=5.0,
+            kwargs={"autocommit": True},
+            check=psycopg_pool.ConnectionPool.check_connection,
+        )
+        self._executor = ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="postgres")
+        self._listeners: list[NoticeListener] = []
+        self._clock_offset_us = 0
+        self._pumped_revision = 0
+        self._pump_wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._closed = False
+        self._known_compacted = 0
+        self._pruning: asyncio.Future[None] | None = None
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    @classmethod
+    async def open(cls, url: str, **options: Any) -> PostgresStore:
+        store = cls(url, **options)
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(store._executor, store._open)
+        except (psycopg.Error, psycopg_pool.PoolTimeout) as error:
+            await store.close()
+            detail = str(error).splitlines()[0] if str(error) else error.__class__.__name__
+            raise StoreUnavailable(f"cannot reach PostgreSQL at the --store URL: {detail}") from None
+        store._tasks = [
+            loop.create_task(store._listen(), name="postgres-listen"),
+            loop.create_task(store._pump_events(), name="postgres-events"),
+            loop.create_task(store._maintain(), name="postgres-maintenance"),
+        ]
+        return store
+
+    def _open(self) -> None:
+        self._pool.open(wait=True, timeout=10.0)
+        with self._pool.connection() as conn:
+            migrate(conn)
+            self._pumped_revision = conn.execute(
+                b"SELECT value FROM meta WHERE name = 'revision'"
+            ).fetchone()[0]  # type: ignore[index]
+        self._measure_clock()
+
+    def _measure_clock(self) -> None:
+        with self._pool.connection() as conn:
+            before = time.time_ns() // 1000
+            db_now: int = conn.execute(_NOW_SQL.encode()).fetchone()[0]  # type: ignore[index]
+            after = time.time_ns() // 1000
+        self._clock_offset_us = db_now - (before + after) // 2
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, self._pool.close)
+        self._executor.shutdown(wait=True)
+
+    def subscribe(self, listener: NoticeListener) -> None:
+        self._listeners.append(listener)
+
+    def _publish(self, notices: Sequence[Notice]) -> None:
+        for listener in self._listeners:
+            listener(list(notices))
+
+    # -- writes -----------------------------------------------------------------------------
+
+    async def write(self, body: Callable[[WriteTxn], T]) -> T:
+        if self._closed:
+            raise StoreUnavailable("the store is closed")
+        loop = asyncio.get_running_loop()
+        outcome, notices, revision = await loop.run_in_executor(self._executor, self._run_body, body)
+        lock_notices = [n for n in notices if not isinstance(n, ChangeEvent)]
+        if lock_notices:
+            self._publish(lock_notices)  # local waiters now; remote ones through NOTIFY
+        if revision is not None:
+            self._pump_wake.set()
+            margin = max(16, self._watch_history // 10)
+            if revision - self._known_compacted > self._watch_history + margin and self._pruning is None:
+                self._pruning = loop.run_in_executor(self._executor, self._prune)
+                self._pruning.add_done_callback(self._pruned)
+        return outcome  # type: ignore[no-any-return]
+
+    def _run_body(self, body: Callable[[WriteTxn], Any]) -> tuple[Any, list[Notice], int | None]:
+        for attempt in range(_MAX_ATTEMPTS):
+            try:
+                with self._pool.connection() as conn, conn.transaction():
+                    now_us: int = conn.execute(_NOW_SQL.encode()).fetchone()[0]  # type: ignore[index]
+                    txn = _PostgresTxn(conn, now_us, self._history)
+                    outcome = body(txn)
+                    for notice in txn.notices:
+                        if isinstance(notice, LockGranted | WaiterFailed):
+                            conn.execute(
+                                b"SELECT pg_notify(%s, %s)", (_LOCKS_CHANNEL, _encode_notice(notice))
+                            )
+                    if txn.revision is not None:
+                        conn.execute(b"SELECT pg_notify(%s, %s)", (_EVENTS_CHANNEL, str(txn.revision)))
+                return outcome, txn.notices, txn.revision
+            except LockserviceError:
+                raise
+            except _RETRYABLE:
+                time.sleep(min(0.05, 0.001 * 2**attempt) * random.random())
+            except (psycopg.OperationalError, psycopg.InterfaceError, psycopg_pool.PoolTimeout) as error:
+                raise _unavailable(error) from None
+            except psycopg.errors.AdminShutdown as error:
+                raise _unavailable(error) from None
+        raise StoreUnavailable(
+            f"the write could not complete after {_MAX_ATTEMPTS} attempts under contention"
+        )
+
+    # -- change and notice delivery ----------------------------------------------------------
+
+    async def _listen(self) -> None:
+        """Relays NOTIFY: lock notices to listeners, event revisions to the pump. Reconnects."""
+        while not self._closed:
+            try:
+                aconn = await psycopg.AsyncConnection.connect(self._url, autocommit=True)
+                async with aconn:
+                    await aconn.execute(f"LISTEN {_EVENTS_CHANNEL}".encode())
+                    await aconn.execute(f"LISTEN {_LOCKS_CHANNEL}".encode())
+                    self._pump_wake.set()  # catch up on anything committed while disconnected
+                    async for notify in aconn.notifies():
+                        if notify.channel == _LOCKS_CHANNEL:
+                            self._publish([_decode_notice(notify.payload)])
+                        else:
+                            self._pump_wake.set()
+            except asyncio.CancelledError:
+                raise
+            except (psycopg.Error, OSError) as error:
+                _log.warning("listen connection lost; reconnecting", error=error.__class__.__name__)
+                await asyncio.sleep(0.5)
+
+    async def _pump_events(self) -> None:
+        """Publishes committed events in revision order, whichever replica wrote them."""
+        while not self._closed:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._pump_wake.wait(), 1.0)
+            self._pump_wake.clear()
+            try:
+                while True:
+                    events = await self.events_after(self._pumped_revision, "", True, _PUMP_PAGE)
+                    if not events:
+                        break
+                    self._pumped_revision = events[-1].revision
+                    self._publish(list(events))
+                    if len(events) < _PUMP_PAGE:
+                        break
+            except asyncio.CancelledError:
+                raise
+            except LockserviceError:
+                await asyncio.sleep(0.5)
+
+    async def _maintain(self) -> None:
+        """Every few seconds: re-measure the clock offset, drop expired answers and old events."""
+        loop = asyncio.get_running_loop()
+        while not self._closed:
+            await asyncio.sleep(_MAINTENANCE_SECONDS)
+            try:
+                await loop.run_in_executor(self._executor, self._measure_clock)
+                await loop.run_in_executor(self._executor, self._prune)
+            except (psycopg.Error, psycopg_pool.PoolTimeout) as error:
+                _log.warning("maintenance failed", error=error.__class__.__name__)
+
+    def _pruned(self, future: asyncio.Future[None]) -> None:
+        self._pruning = None
+        if not future.cancelled() and future.exception() is not None:
+            _log.warning("pruning failed", error=future.exception().__class__.__name__)
+
+    def _prune(self) -> None:
+        """Drops expired request answers and events beyond the watch window."""
+        with self._pool.connection() as conn, conn.transaction():
+            now_us: int = conn.execute(_NOW_SQL.encode()).fetchone()[0]  # type: ignore[index]
+            conn.execute(
+                b"DELETE FROM request_answers WHERE created_us < %s", (now_us - self._answer_retention_us,)
+            )
+            revision: int = conn.execute(b"SELECT value FROM meta WHERE name = 'revision'").fetchone()[0]  # type: ignore[index]
+            horizon = revision - self._watch_history
+            if horizon > 0:
+                conn.execute(b"DELETE FROM events WHERE revision <= %s", (horizon,))
+                conn.execute(
+                    b"UPDATE meta SET value = GREATEST(value, %s) WHERE name = 'compacted_revision'",
+                    (horizon,),
+                )
+                self._known_compacted = max(self._known_compacted, horizon)
+
+    # -- reads ------------------------------------------------------------------------------
+
+    def _query(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
+        try:
+            with self._pool.connection() as conn:
+                return conn.execute(sql.encode(), params).fetchall()
+        except (psycopg.OperationalError, psycopg.InterfaceError, psycopg_pool.PoolTimeout) as error:
+            raise _unavailable(error) from None
+
+    async def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        if self._closed:
+            raise StoreUnavailable("the store is closed")
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self._query, sql, params)
+
+    async def get(self, key: str) -> Resource | None:
+        rows = await self._read(f"SELECT {_RESOURCE_COLUMNS} FROM resources WHERE key = %s", (key,))
+        return _resource(rows[0]) if rows else None
+
+    async def get_version(self, key: str, create_revision: int, version: int) -> Resource | None:
+        rows = await self._read(
+            f"SELECT {_RESOURCE_COLUMNS} FROM resource_versions "
+            "WHERE key = %s AND version = %s AND create_revision = %s",
+            (key, version, create_revision),
+        )
+        return _resource(rows[0]) if rows else None
+
+    async def list_resources(
+        self, prefix: str, start_after: str, limit: int, *, with_values: bool
+    ) -> list[Resource]:
+        columns = _RESOURCE_COLUMNS if with_values else _META_COLUMNS
+        if prefix:
+            sql = (
+                f"SELECT {columns} FROM resources WHERE key >= %s AND key > %s AND key < %s "
+                "ORDER BY key LIMIT %s"
+            )
+            params: tuple[Any, ...] = (prefix, start_after, _prefix_upper_bound(prefix), limit)
+        else:
+            sql = f"SELECT {columns} FROM resources WHERE key > %s ORDER BY key LIMIT %s"
+            params = (start_after, limit)
+        return [_resource(row) for row in await self._read(sql, params)]
+
+    async def list_versions(
+        self, key: str, create_revision: int, below_version: int, limit: int, *, with_values: bool
+    ) -> list[Resource]:
+        columns = _RESOURCE_COLUMNS if with_values else _META_COLUMNS
+        rows = await self._read(
+            f"SELECT {columns} FROM resource_versions WHERE key = %s AND create_revision = %s "
+            "AND version < %s ORDER BY version DESC LIMIT %s",
+            (key, create_revision, below_version, limit),
+        )
+        return [_resource(row) for row in rows]
+
+    async def current_revision(self) -> int:
+        revision: int = (await self._read("SELECT value FROM meta WHERE name = 'revision'"))[0][0]
+        return revision
+
+    async def compacted_revision(self) -> int:
+        compacted: int = (await self._read("SELECT value FROM meta WHERE name = 'compacted_revision'"))[0][0]
+        return compacted
+
+    async def events_after(self, revision: int, key: str, prefix: bool, limit: int) -> list[ChangeEvent]:
+        params: tuple[Any, ...]
+        if not prefix:
+            where, params = "key = %s", (key,)
+        elif not key:
+            where, params = "TRUE", ()
+        else:
+            where, params = "key >= %s AND key < %s", (key, _prefix_upper_bound(key))
+        sql = (
+            f"SELECT seq, {_EVENT_COLUMNS} FROM events WHERE {where} AND revision > %s ORDER BY revision, seq"
+        )
+        rows = await self._read(f"{sql} LIMIT %s", (*params, revision, limit))
+        if len(rows) == limit:
+            # Never end a page inside a revision: a resumed read starts after whole revisions.
+            last_seq, last_revision = rows[-1][0], rows[-1][2]
+            rows += await self._read(
+                f"SELECT seq, {_EVENT_COLUMNS} FROM events WHERE {where} AND revision = %s AND seq > %s "
+                "ORDER BY seq",
+                (*params, last_revision, last_seq),
+            )
+        return [_event(row[1:]) for row in rows]
+
+    async def get_lease(self, lease_id: str) -> Lease | None:
+        rows = await self._read(f"SELECT {_LEASE_COLUMNS} FROM leases WHERE lease_id = %s", (lease_id,))
+        return Lease(*rows[0]) if rows else None
+
+    async def lease_lock_names(self, lease_id: str) -> list[str]:
+        rows = await self._read(
+            "SELECT name FROM locks WHERE lease_id = %s AND held ORDER BY name", (lease_id,)
+        )
+        return [row[0] for row in rows]
+
+    async def lease_resource_keys(self, lease_id: str) -> list[str]:
+        rows = await self._read("SELECT key FROM resources WHERE lease_id = %s ORDER BY key", (lease_id,))
+        return [row[0] for row in rows]
+
+    async def get_lock(self, name: str) -> LockState | None:
+        rows = await self._read(f"SELECT {_LOCK_COLUMNS} FROM locks WHERE name = %s", (name,))
+        return _lock(rows[0]) if rows else None
+
+    async def waiter_count(self, name: str) -> int:
+        count: int = (await self._read("SELECT count(*) FROM lock_waiters WHERE name = %s", (name,)))[0][0]
+        return count
+
+    async def next_deadline(self) -> int | None:
+        rows = await self._read(
+            "SELECT min(t) FROM (SELECT min(expire_time_us) AS t FROM leases UNION ALL "
+            "SELECT min(available_time_us) FROM locks WHERE NOT held AND available_time_us > 0 "
+            "AND EXISTS (SELECT 1 FROM lock_waiters w WHERE w.name = locks.name)) AS deadlines"
+        )
+        deadline: int | None = rows[0][0]
+        return deadline
+
+    def now_us(self) -> int:
+        """The database clock, from the local clock and an offset re-measured every few seconds."""
+        return time.time_ns() // 1000 + self._clock_offset_us

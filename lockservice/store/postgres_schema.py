@@ -1,0 +1,124 @@
+"""The PostgreSQL schema and its versioned migrations.
+
+Replicas starting at once all call `migrate`: a transaction-scoped advisory lock lets exactly one
+apply each pending migration while the others wait, then find nothing left to do.
+"""
+
+from __future__ import annotations
+
+import psycopg
+
+from lockservice.errors import StoreUnavailable
+
+__all__ = ["SCHEMA_VERSION", "migrate"]
+
+_MIGRATION_LOCK = 0x6C6F636B  # "lock": the advisory lock key all lockservice replicas agree on
+
+_V1 = """
+CREATE TABLE meta (name TEXT PRIMARY KEY, value BIGINT NOT NULL);
+INSERT INTO meta (name, value) VALUES ('revision', 0), ('compacted_revision', 0);
+CREATE TABLE resources (
+    key TEXT COLLATE "C" PRIMARY KEY,
+    value BYTEA NOT NULL,
+    content_type TEXT NOT NULL,
+    version BIGINT NOT NULL,
+    create_revision BIGINT NOT NULL,
+    mod_revision BIGINT NOT NULL,
+    create_time_us BIGINT NOT NULL,
+    update_time_us BIGINT NOT NULL,
+    lease_id TEXT NOT NULL
+);
+CREATE INDEX resources_lease_id ON resources (lease_id) WHERE lease_id <> '';
+CREATE TABLE resource_versions (
+    key TEXT COLLATE "C" NOT NULL,
+    version BIGINT NOT NULL,
+    value BYTEA NOT NULL,
+    content_type TEXT NOT NULL,
+    create_revision BIGINT NOT NULL,
+    mod_revision BIGINT NOT NULL,
+    create_time_us BIGINT NOT NULL,
+    update_time_us BIGINT NOT NULL,
+    lease_id TEXT NOT NULL,
+    PRIMARY KEY (key, version)
+);
+CREATE TABLE request_answers (
+    request_id TEXT PRIMARY KEY,
+    fingerprint TEXT NOT NULL,
+    answer TEXT NOT NULL,
+    created_us BIGINT NOT NULL
+);
+CREATE INDEX request_answers_created_us ON request_answers (created_us);
+CREATE TABLE leases (
+    lease_id TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    ttl_seconds BIGINT NOT NULL,
+    grant_time_us BIGINT NOT NULL,
+    expire_time_us BIGINT NOT NULL,
+    owner_lock TEXT NOT NULL
+);
+CREATE INDEX leases_expire_time_us ON leases (expire_time_us);
+CREATE TABLE locks (
+    name TEXT COLLATE "C" PRIMARY KEY,
+    held BOOLEAN NOT NULL,
+    holder TEXT NOT NULL,
+    lease_id TEXT NOT NULL,
+    token BIGINT NOT NULL,
+    acquire_time_us BIGINT NOT NULL,
+    lock_delay_us BIGINT NOT NULL,
+    available_time_us BIGINT NOT NULL,
+    grant_id TEXT NOT NULL
+);
+CREATE INDEX locks_lease_id ON locks (lease_id);
+CREATE TABLE lock_waiters (
+    seq BIGSERIAL PRIMARY KEY,
+    waiter_id TEXT NOT NULL UNIQUE,
+    name TEXT COLLATE "C" NOT NULL,
+    holder TEXT NOT NULL,
+    lease_id TEXT NOT NULL,
+    ttl_seconds BIGINT NOT NULL,
+    lock_delay_us BIGINT NOT NULL,
+    request_id TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    deadline_us BIGINT NOT NULL
+);
+CREATE INDEX lock_waiters_name_seq ON lock_waiters (name, seq);
+CREATE INDEX lock_waiters_lease_id ON lock_waiters (lease_id);
+CREATE TABLE events (
+    revision BIGINT NOT NULL,
+    seq INTEGER NOT NULL,
+    type TEXT NOT NULL,
+    key TEXT COLLATE "C" NOT NULL,
+    value BYTEA NOT NULL,
+    content_type TEXT NOT NULL,
+    version BIGINT NOT NULL,
+    create_revision BIGINT NOT NULL,
+    mod_revision BIGINT NOT NULL,
+    create_time_us BIGINT NOT NULL,
+    update_time_us BIGINT NOT NULL,
+    lease_id TEXT NOT NULL,
+    PRIMARY KEY (revision, seq)
+);
+CREATE INDEX events_key_revision ON events (key, revision);
+"""
+
+MIGRATIONS: list[str] = [_V1]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def migrate(conn: psycopg.Connection[tuple[object, ...]]) -> None:
+    """Brings the database up to `SCHEMA_VERSION`; refuses a database newer than this code."""
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+        conn.execute("CREATE TABLE IF NOT EXISTS lockservice_schema (version INTEGER NOT NULL)")
+        row = conn.execute("SELECT version FROM lockservice_schema").fetchone()
+        current = 0 if row is None else int(str(row[0]))
+        if row is None:
+            conn.execute("INSERT INTO lockservice_schema (version) VALUES (0)")
+        if current > SCHEMA_VERSION:
+            raise StoreUnavailable(
+                f"the database schema is version {current}, newer than this lockservice "
+                f"understands ({SCHEMA_VERSION}); upgrade lockservice"
+            )
+        for version in range(current, SCHEMA_VERSION):
+            conn.execute(MIGRATIONS[version].encode())  # several statements: no parameters
+        conn.execute("UPDATE lockservice_schema SET version = %s", (SCHEMA_VERSION,))
