@@ -47,6 +47,23 @@ from lockservice.model import (
 )
 from lockservice.store.base import Notice, NoticeListener, StoredAnswer, WriteTxn
 from lockservice.store.postgres_schema import migrate
+from lockservice.store.rows import (
+    EVENT_COLUMNS,
+    LEASE_COLUMNS,
+    LOCK_COLUMNS,
+    RESOURCE_COLUMNS,
+    WAITER_COLUMNS,
+    lease_values,
+    lock_values,
+    metadata_columns,
+    prefix_upper_bound,
+    resource_values,
+    row_to_event,
+    row_to_lease,
+    row_to_lock,
+    row_to_resource,
+    row_to_waiter,
+)
 
 __all__ = ["PostgresStore"]
 
@@ -62,53 +79,11 @@ _NOW_SQL = "SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint"
 _PUMP_PAGE = 1000
 _MAINTENANCE_SECONDS = 10.0
 
-_RESOURCE_COLUMNS = (
-    "key, value, content_type, version, create_revision, mod_revision, create_time_us, "
-    "update_time_us, lease_id"
-)
-_META_COLUMNS = (
-    "key, ''::bytea AS value, content_type, version, create_revision, mod_revision, create_time_us, "
-    "update_time_us, lease_id"
-)
-_LEASE_COLUMNS = "lease_id, holder, ttl_seconds, grant_time_us, expire_time_us, owner_lock"
-_LOCK_COLUMNS = (
-    "name, held, holder, lease_id, token, acquire_time_us, lock_delay_us, available_time_us, grant_id"
-)
-_WAITER_COLUMNS = (
-    "waiter_id, name, seq, holder, lease_id, ttl_seconds, lock_delay_us, request_id, fingerprint, deadline_us"
-)
-_EVENT_COLUMNS = f"type, revision, {_RESOURCE_COLUMNS}"
+_META_COLUMNS = metadata_columns("''::bytea")
 
 
 def _marks(count: int) -> str:
     return ",".join(["%s"] * count)
-
-
-def _resource(row: Any) -> Resource:
-    return Resource(
-        key=row[0],
-        value=bytes(row[1]),
-        content_type=row[2],
-        version=row[3],
-        create_revision=row[4],
-        mod_revision=row[5],
-        create_time_us=row[6],
-        update_time_us=row[7],
-        lease_id=row[8],
-    )
-
-
-def _lock(row: Any) -> LockState:
-    return LockState(*row)
-
-
-def _event(row: Any) -> ChangeEvent:
-    return ChangeEvent(type=EventType(row[0]), revision=row[1], resource=_resource(row[2:]))
-
-
-def _prefix_upper_bound(prefix: str) -> str:
-    # Keys are ASCII (the key syntax forbids the rest): incrementing the last character works.
-    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
 
 
 def _encode_notice(notice: LockGranted | WaiterFailed) -> str:
@@ -178,24 +153,24 @@ class _PostgresTxn:
         if self._revision is None:
             raise RuntimeError("a change needs a revision: call next_revision() first")
         self._conn.execute(
-            f"INSERT INTO events (seq, {_EVENT_COLUMNS}) VALUES ({_marks(12)})".encode(),
-            (self._event_seq, type_.value, self._revision, *_resource_values(resource)),
+            f"INSERT INTO events (seq, {EVENT_COLUMNS}) VALUES ({_marks(12)})".encode(),
+            (self._event_seq, type_.value, self._revision, *resource_values(resource)),
         )
         self._event_seq += 1
         self.notices.append(ChangeEvent(type=type_, resource=resource, revision=self._revision))
 
     def get(self, key: str) -> Resource | None:
-        row = self._one(f"SELECT {_RESOURCE_COLUMNS} FROM resources WHERE key = %s FOR UPDATE", (key,))
-        return None if self._found("resources", key, row) is None else _resource(row)
+        row = self._one(f"SELECT {RESOURCE_COLUMNS} FROM resources WHERE key = %s FOR UPDATE", (key,))
+        return None if self._found("resources", key, row) is None else row_to_resource(row)
 
     def put(self, resource: Resource) -> None:
-        values = _resource_values(resource)
-        self._save("resources", "key", _RESOURCE_COLUMNS, values)
+        values = resource_values(resource)
+        self._save("resources", "key", RESOURCE_COLUMNS, values)
         if resource.version == 1:
             # A new incarnation: versions of an earlier one must not be mistaken for its own.
             self._conn.execute(b"DELETE FROM resource_versions WHERE key = %s", (resource.key,))
         self._conn.execute(
-            f"INSERT INTO resource_versions ({_RESOURCE_COLUMNS}) VALUES ({_marks(9)})".encode(),
+            f"INSERT INTO resource_versions ({RESOURCE_COLUMNS}) VALUES ({_marks(9)})".encode(),
             values,
         )
         oldest_kept = resource.version - self._history + 1
@@ -241,23 +216,11 @@ class _PostgresTxn:
         )
 
     def get_lease(self, lease_id: str) -> Lease | None:
-        row = self._one(f"SELECT {_LEASE_COLUMNS} FROM leases WHERE lease_id = %s FOR UPDATE", (lease_id,))
-        return None if self._found("leases", lease_id, row) is None else Lease(*row)
+        row = self._one(f"SELECT {LEASE_COLUMNS} FROM leases WHERE lease_id = %s FOR UPDATE", (lease_id,))
+        return None if self._found("leases", lease_id, row) is None else row_to_lease(row)
 
     def put_lease(self, lease: Lease) -> None:
-        self._save(
-            "leases",
-            "lease_id",
-            _LEASE_COLUMNS,
-            (
-                lease.lease_id,
-                lease.holder,
-                lease.ttl_seconds,
-                lease.grant_time_us,
-                lease.expire_time_us,
-                lease.owner_lock,
-            ),
-        )
+        self._save("leases", "lease_id", LEASE_COLUMNS, lease_values(lease))
 
     def delete_lease(self, lease_id: str) -> None:
         self._conn.execute(b"DELETE FROM leases WHERE lease_id = %s", (lease_id,))
@@ -265,11 +228,11 @@ class _PostgresTxn:
     def expired_leases(self, now_us: int, limit: int) -> list[Lease]:
         # SKIP LOCKED: replicas expiring at once split the due leases; each is ended exactly once.
         rows = self._all(
-            f"SELECT {_LEASE_COLUMNS} FROM leases WHERE expire_time_us <= %s ORDER BY expire_time_us "
+            f"SELECT {LEASE_COLUMNS} FROM leases WHERE expire_time_us <= %s ORDER BY expire_time_us "
             "LIMIT %s FOR UPDATE SKIP LOCKED",
             (now_us, limit),
         )
-        return [Lease(*row) for row in rows]
+        return [row_to_lease(row) for row in rows]
 
     def lease_lock_names(self, lease_id: str) -> list[str]:
         rows = self._all("SELECT name FROM locks WHERE lease_id = %s AND held ORDER BY name", (lease_id,))
@@ -280,32 +243,17 @@ class _PostgresTxn:
         return [row[0] for row in rows]
 
     def get_lock(self, name: str) -> LockState | None:
-        row = self._one(f"SELECT {_LOCK_COLUMNS} FROM locks WHERE name = %s FOR UPDATE", (name,))
-        return None if self._found("locks", name, row) is None else _lock(row)
+        row = self._one(f"SELECT {LOCK_COLUMNS} FROM locks WHERE name = %s FOR UPDATE", (name,))
+        return None if self._found("locks", name, row) is None else row_to_lock(row)
 
     def put_lock(self, state: LockState) -> None:
-        self._save(
-            "locks",
-            "name",
-            _LOCK_COLUMNS,
-            (
-                state.name,
-                state.held,
-                state.holder,
-                state.lease_id,
-                state.token,
-                state.acquire_time_us,
-                state.lock_delay_us,
-                state.available_time_us,
-                state.grant_id,
-            ),
-        )
+        self._save("locks", "name", LOCK_COLUMNS, lock_values(state))
 
     def lock_waiters(self, name: str) -> list[LockWaiter]:
         rows = self._all(
-            f"SELECT {_WAITER_COLUMNS} FROM lock_waiters WHERE name = %s ORDER BY seq FOR UPDATE", (name,)
+            f"SELECT {WAITER_COLUMNS} FROM lock_waiters WHERE name = %s ORDER BY seq FOR UPDATE", (name,)
         )
-        return [LockWaiter(*row) for row in rows]
+        return [row_to_waiter(row) for row in rows]
 
     def add_waiter(self, waiter: LockWaiter) -> LockWaiter:
         seq: int = self._one(
@@ -330,36 +278,22 @@ class _PostgresTxn:
 
     def waiters_under_lease(self, lease_id: str) -> list[LockWaiter]:
         rows = self._all(
-            f"SELECT {_WAITER_COLUMNS} FROM lock_waiters WHERE lease_id = %s ORDER BY seq FOR UPDATE",
+            f"SELECT {WAITER_COLUMNS} FROM lock_waiters WHERE lease_id = %s ORDER BY seq FOR UPDATE",
             (lease_id,),
         )
-        return [LockWaiter(*row) for row in rows]
+        return [row_to_waiter(row) for row in rows]
 
     def delayed_locks_with_waiters(self, now_us: int, limit: int) -> list[LockState]:
         rows = self._all(
-            f"SELECT {_LOCK_COLUMNS} FROM locks WHERE NOT held AND available_time_us <= %s "
+            f"SELECT {LOCK_COLUMNS} FROM locks WHERE NOT held AND available_time_us <= %s "
             "AND EXISTS (SELECT 1 FROM lock_waiters w WHERE w.name = locks.name) ORDER BY name LIMIT %s "
             "FOR UPDATE SKIP LOCKED",
             (now_us, limit),
         )
-        return [_lock(row) for row in rows]
+        return [row_to_lock(row) for row in rows]
 
     def notify(self, notice: Notice) -> None:
         self.notices.append(notice)
-
-
-def _resource_values(resource: Resource) -> tuple[Any, ...]:
-    return (
-        resource.key,
-        resource.value,
-        resource.content_type,
-        resource.version,
-        resource.create_revision,
-        resource.mod_revision,
-        resource.create_time_us,
-        resource.update_time_us,
-        resource.lease_id,
-    )
 
 
 def _unavailable(error: BaseException) -> StoreUnavailable:
@@ -591,42 +525,42 @@ class PostgresStore:
         return await asyncio.get_running_loop().run_in_executor(self._executor, self._query, sql, params)
 
     async def get(self, key: str) -> Resource | None:
-        rows = await self._read(f"SELECT {_RESOURCE_COLUMNS} FROM resources WHERE key = %s", (key,))
-        return _resource(rows[0]) if rows else None
+        rows = await self._read(f"SELECT {RESOURCE_COLUMNS} FROM resources WHERE key = %s", (key,))
+        return row_to_resource(rows[0]) if rows else None
 
     async def get_version(self, key: str, create_revision: int, version: int) -> Resource | None:
         rows = await self._read(
-            f"SELECT {_RESOURCE_COLUMNS} FROM resource_versions "
+            f"SELECT {RESOURCE_COLUMNS} FROM resource_versions "
             "WHERE key = %s AND version = %s AND create_revision = %s",
             (key, version, create_revision),
         )
-        return _resource(rows[0]) if rows else None
+        return row_to_resource(rows[0]) if rows else None
 
     async def list_resources(
         self, prefix: str, start_after: str, limit: int, *, with_values: bool
     ) -> list[Resource]:
-        columns = _RESOURCE_COLUMNS if with_values else _META_COLUMNS
+        columns = RESOURCE_COLUMNS if with_values else _META_COLUMNS
         if prefix:
             sql = (
                 f"SELECT {columns} FROM resources WHERE key >= %s AND key > %s AND key < %s "
                 "ORDER BY key LIMIT %s"
             )
-            params: tuple[Any, ...] = (prefix, start_after, _prefix_upper_bound(prefix), limit)
+            params: tuple[Any, ...] = (prefix, start_after, prefix_upper_bound(prefix), limit)
         else:
             sql = f"SELECT {columns} FROM resources WHERE key > %s ORDER BY key LIMIT %s"
             params = (start_after, limit)
-        return [_resource(row) for row in await self._read(sql, params)]
+        return [row_to_resource(row) for row in await self._read(sql, params)]
 
     async def list_versions(
         self, key: str, create_revision: int, below_version: int, limit: int, *, with_values: bool
     ) -> list[Resource]:
-        columns = _RESOURCE_COLUMNS if with_values else _META_COLUMNS
+        columns = RESOURCE_COLUMNS if with_values else _META_COLUMNS
         rows = await self._read(
             f"SELECT {columns} FROM resource_versions WHERE key = %s AND create_revision = %s "
             "AND version < %s ORDER BY version DESC LIMIT %s",
             (key, create_revision, below_version, limit),
         )
-        return [_resource(row) for row in rows]
+        return [row_to_resource(row) for row in rows]
 
     async def current_revision(self) -> int:
         revision: int = (await self._read("SELECT value FROM meta WHERE name = 'revision'"))[0][0]
@@ -643,24 +577,24 @@ class PostgresStore:
         elif not key:
             where, params = "TRUE", ()
         else:
-            where, params = "key >= %s AND key < %s", (key, _prefix_upper_bound(key))
+            where, params = "key >= %s AND key < %s", (key, prefix_upper_bound(key))
         sql = (
-            f"SELECT seq, {_EVENT_COLUMNS} FROM events WHERE {where} AND revision > %s ORDER BY revision, seq"
+            f"SELECT seq, {EVENT_COLUMNS} FROM events WHERE {where} AND revision > %s ORDER BY revision, seq"
         )
         rows = await self._read(f"{sql} LIMIT %s", (*params, revision, limit))
         if len(rows) == limit:
             # Never end a page inside a revision: a resumed read starts after whole revisions.
             last_seq, last_revision = rows[-1][0], rows[-1][2]
             rows += await self._read(
-                f"SELECT seq, {_EVENT_COLUMNS} FROM events WHERE {where} AND revision = %s AND seq > %s "
+                f"SELECT seq, {EVENT_COLUMNS} FROM events WHERE {where} AND revision = %s AND seq > %s "
                 "ORDER BY seq",
                 (*params, last_revision, last_seq),
             )
-        return [_event(row[1:]) for row in rows]
+        return [row_to_event(row[1:]) for row in rows]
 
     async def get_lease(self, lease_id: str) -> Lease | None:
-        rows = await self._read(f"SELECT {_LEASE_COLUMNS} FROM leases WHERE lease_id = %s", (lease_id,))
-        return Lease(*rows[0]) if rows else None
+        rows = await self._read(f"SELECT {LEASE_COLUMNS} FROM leases WHERE lease_id = %s", (lease_id,))
+        return row_to_lease(rows[0]) if rows else None
 
     async def lease_lock_names(self, lease_id: str) -> list[str]:
         rows = await self._read(
@@ -673,8 +607,8 @@ class PostgresStore:
         return [row[0] for row in rows]
 
     async def get_lock(self, name: str) -> LockState | None:
-        rows = await self._read(f"SELECT {_LOCK_COLUMNS} FROM locks WHERE name = %s", (name,))
-        return _lock(rows[0]) if rows else None
+        rows = await self._read(f"SELECT {LOCK_COLUMNS} FROM locks WHERE name = %s", (name,))
+        return row_to_lock(rows[0]) if rows else None
 
     async def waiter_count(self, name: str) -> int:
         count: int = (await self._read("SELECT count(*) FROM lock_waiters WHERE name = %s", (name,)))[0][0]

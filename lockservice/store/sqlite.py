@@ -26,6 +26,23 @@ from typing import Any, TypeVar
 from lockservice.errors import StoreUnavailable
 from lockservice.model import ChangeEvent, EventType, Lease, LockState, LockWaiter, Resource
 from lockservice.store.base import Notice, NoticeListener, StoredAnswer, WriteTxn
+from lockservice.store.rows import (
+    EVENT_COLUMNS,
+    LEASE_COLUMNS,
+    LOCK_COLUMNS,
+    RESOURCE_COLUMNS,
+    WAITER_COLUMNS,
+    lease_values,
+    lock_values,
+    metadata_columns,
+    prefix_upper_bound,
+    resource_values,
+    row_to_event,
+    row_to_lease,
+    row_to_lock,
+    row_to_resource,
+    row_to_waiter,
+)
 from lockservice.store.sqlite_schema import migrate
 
 __all__ = ["SqliteStore"]
@@ -36,78 +53,11 @@ _MAX_BATCH = 256
 _PRUNE_EVERY_SECONDS = 60.0
 _PRUNE_BATCH_ROWS = 10_000
 
-_RESOURCE_COLUMNS = (
-    "key, value, content_type, version, create_revision, mod_revision, create_time_us, "
-    "update_time_us, lease_id"
-)
-_META_COLUMNS = (
-    "key, x'' AS value, content_type, version, create_revision, mod_revision, create_time_us, "
-    "update_time_us, lease_id"
-)
+_META_COLUMNS = metadata_columns("x''")
 
 
 def _now_us() -> int:
     return time.time_ns() // 1000
-
-
-def _row_to_resource(row: Any) -> Resource:
-    return Resource(
-        key=row[0],
-        value=bytes(row[1]),
-        content_type=row[2],
-        version=row[3],
-        create_revision=row[4],
-        mod_revision=row[5],
-        create_time_us=row[6],
-        update_time_us=row[7],
-        lease_id=row[8],
-    )
-
-
-_LEASE_COLUMNS = "lease_id, holder, ttl_seconds, grant_time_us, expire_time_us, owner_lock"
-_LOCK_COLUMNS = (
-    "name, held, holder, lease_id, token, acquire_time_us, lock_delay_us, available_time_us, grant_id"
-)
-_WAITER_COLUMNS = (
-    "waiter_id, name, seq, holder, lease_id, ttl_seconds, lock_delay_us, request_id, fingerprint, deadline_us"
-)
-_EVENT_COLUMNS = f"type, revision, {_RESOURCE_COLUMNS}"
-
-
-def _row_to_lease(row: Any) -> Lease:
-    return Lease(*row)
-
-
-def _row_to_lock(row: Any) -> LockState:
-    return LockState(
-        name=row[0],
-        held=bool(row[1]),
-        holder=row[2],
-        lease_id=row[3],
-        token=row[4],
-        acquire_time_us=row[5],
-        lock_delay_us=row[6],
-        available_time_us=row[7],
-        grant_id=row[8],
-    )
-
-
-def _row_to_waiter(row: Any) -> LockWaiter:
-    return LockWaiter(*row)
-
-
-def _row_to_event(row: Any) -> ChangeEvent:
-    return ChangeEvent(type=EventType(row[0]), revision=row[1], resource=_row_to_resource(row[2:]))
-
-
-def _prefix_upper_bound(prefix: str) -> str | None:
-    """The smallest string greater than every string starting with `prefix` (None: no bound).
-
-    Keys are ASCII (the key syntax forbids the rest), so incrementing the last character works.
-    """
-    if not prefix:
-        return None
-    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
 
 
 @dataclass(slots=True)
@@ -138,51 +88,26 @@ class _SqliteTxn:
         if self._revision == self._base_revision:
             raise RuntimeError("a change needs a revision: call next_revision() first")
         self._conn.execute(
-            f"INSERT INTO events (seq, {_EVENT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-            (
-                self._event_seq,
-                type_.value,
-                self._revision,
-                resource.key,
-                resource.value,
-                resource.content_type,
-                resource.version,
-                resource.create_revision,
-                resource.mod_revision,
-                resource.create_time_us,
-                resource.update_time_us,
-                resource.lease_id,
-            ),
+            f"INSERT INTO events (seq, {EVENT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            (self._event_seq, type_.value, self._revision, *resource_values(resource)),
         )
         self._event_seq += 1
         self.notices.append(ChangeEvent(type=type_, resource=resource, revision=self._revision))
 
     def get(self, key: str) -> Resource | None:
-        row = self._conn.execute(
-            f"SELECT {_RESOURCE_COLUMNS} FROM resources WHERE key = ?", (key,)
-        ).fetchone()
-        return None if row is None else _row_to_resource(row)
+        row = self._conn.execute(f"SELECT {RESOURCE_COLUMNS} FROM resources WHERE key = ?", (key,)).fetchone()
+        return None if row is None else row_to_resource(row)
 
     def put(self, resource: Resource) -> None:
-        values = (
-            resource.key,
-            resource.value,
-            resource.content_type,
-            resource.version,
-            resource.create_revision,
-            resource.mod_revision,
-            resource.create_time_us,
-            resource.update_time_us,
-            resource.lease_id,
-        )
+        values = resource_values(resource)
         self._conn.execute(
-            f"INSERT OR REPLACE INTO resources ({_RESOURCE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)", values
+            f"INSERT OR REPLACE INTO resources ({RESOURCE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)", values
         )
         if resource.version == 1:
             # A new incarnation: versions of an earlier one must not be mistaken for its own.
             self._conn.execute("DELETE FROM resource_versions WHERE key = ?", (resource.key,))
         self._conn.execute(
-            f"INSERT OR REPLACE INTO resource_versions ({_RESOURCE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)",
+            f"INSERT OR REPLACE INTO resource_versions ({RESOURCE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)",
             values,
         )
         oldest_kept = resource.version - self._history + 1
@@ -222,21 +147,13 @@ class _SqliteTxn:
 
     def get_lease(self, lease_id: str) -> Lease | None:
         row = self._conn.execute(
-            f"SELECT {_LEASE_COLUMNS} FROM leases WHERE lease_id = ?", (lease_id,)
+            f"SELECT {LEASE_COLUMNS} FROM leases WHERE lease_id = ?", (lease_id,)
         ).fetchone()
-        return None if row is None else _row_to_lease(row)
+        return None if row is None else row_to_lease(row)
 
     def put_lease(self, lease: Lease) -> None:
         self._conn.execute(
-            f"INSERT OR REPLACE INTO leases ({_LEASE_COLUMNS}) VALUES (?,?,?,?,?,?)",
-            (
-                lease.lease_id,
-                lease.holder,
-                lease.ttl_seconds,
-                lease.grant_time_us,
-                lease.expire_time_us,
-                lease.owner_lock,
-            ),
+            f"INSERT OR REPLACE INTO leases ({LEASE_COLUMNS}) VALUES (?,?,?,?,?,?)", lease_values(lease)
         )
 
     def delete_lease(self, lease_id: str) -> None:
@@ -244,10 +161,10 @@ class _SqliteTxn:
 
     def expired_leases(self, now_us: int, limit: int) -> list[Lease]:
         rows = self._conn.execute(
-            f"SELECT {_LEASE_COLUMNS} FROM leases WHERE expire_time_us <= ? ORDER BY expire_time_us LIMIT ?",
+            f"SELECT {LEASE_COLUMNS} FROM leases WHERE expire_time_us <= ? ORDER BY expire_time_us LIMIT ?",
             (now_us, limit),
         ).fetchall()
-        return [_row_to_lease(row) for row in rows]
+        return [row_to_lease(row) for row in rows]
 
     def lease_lock_names(self, lease_id: str) -> list[str]:
         rows = self._conn.execute(
@@ -262,30 +179,19 @@ class _SqliteTxn:
         return [row[0] for row in rows]
 
     def get_lock(self, name: str) -> LockState | None:
-        row = self._conn.execute(f"SELECT {_LOCK_COLUMNS} FROM locks WHERE name = ?", (name,)).fetchone()
-        return None if row is None else _row_to_lock(row)
+        row = self._conn.execute(f"SELECT {LOCK_COLUMNS} FROM locks WHERE name = ?", (name,)).fetchone()
+        return None if row is None else row_to_lock(row)
 
     def put_lock(self, state: LockState) -> None:
         self._conn.execute(
-            f"INSERT OR REPLACE INTO locks ({_LOCK_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)",
-            (
-                state.name,
-                int(state.held),
-                state.holder,
-                state.lease_id,
-                state.token,
-                state.acquire_time_us,
-                state.lock_delay_us,
-                state.available_time_us,
-                state.grant_id,
-            ),
+            f"INSERT OR REPLACE INTO locks ({LOCK_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)", lock_values(state)
         )
 
     def lock_waiters(self, name: str) -> list[LockWaiter]:
         rows = self._conn.execute(
-            f"SELECT {_WAITER_COLUMNS} FROM lock_waiters WHERE name = ? ORDER BY seq", (name,)
+            f"SELECT {WAITER_COLUMNS} FROM lock_waiters WHERE name = ? ORDER BY seq", (name,)
         ).fetchall()
-        return [_row_to_waiter(row) for row in rows]
+        return [row_to_waiter(row) for row in rows]
 
     def add_waiter(self, waiter: LockWaiter) -> LockWaiter:
         cursor = self._conn.execute(
@@ -313,17 +219,17 @@ class _SqliteTxn:
 
     def waiters_under_lease(self, lease_id: str) -> list[LockWaiter]:
         rows = self._conn.execute(
-            f"SELECT {_WAITER_COLUMNS} FROM lock_waiters WHERE lease_id = ? ORDER BY seq", (lease_id,)
+            f"SELECT {WAITER_COLUMNS} FROM lock_waiters WHERE lease_id = ? ORDER BY seq", (lease_id,)
         ).fetchall()
-        return [_row_to_waiter(row) for row in rows]
+        return [row_to_waiter(row) for row in rows]
 
     def delayed_locks_with_waiters(self, now_us: int, limit: int) -> list[LockState]:
         rows = self._conn.execute(
-            f"SELECT {_LOCK_COLUMNS} FROM locks WHERE held = 0 AND available_time_us <= ? "
+            f"SELECT {LOCK_COLUMNS} FROM locks WHERE held = 0 AND available_time_us <= ? "
             "AND EXISTS (SELECT 1 FROM lock_waiters w WHERE w.name = locks.name) ORDER BY name LIMIT ?",
             (now_us, limit),
         ).fetchall()
-        return [_row_to_lock(row) for row in rows]
+        return [row_to_lock(row) for row in rows]
 
     def notify(self, notice: Notice) -> None:
         self.notices.append(notice)
@@ -554,23 +460,23 @@ class SqliteStore:
             raise StoreUnavailable(f"the database could not be read: {error.__class__.__name__}") from None
 
     async def get(self, key: str) -> Resource | None:
-        rows = self._read(f"SELECT {_RESOURCE_COLUMNS} FROM resources WHERE key = ?", (key,))
-        return _row_to_resource(rows[0]) if rows else None
+        rows = self._read(f"SELECT {RESOURCE_COLUMNS} FROM resources WHERE key = ?", (key,))
+        return row_to_resource(rows[0]) if rows else None
 
     async def get_version(self, key: str, create_revision: int, version: int) -> Resource | None:
         rows = self._read(
-            f"SELECT {_RESOURCE_COLUMNS} FROM resource_versions "
+            f"SELECT {RESOURCE_COLUMNS} FROM resource_versions "
             "WHERE key = ? AND version = ? AND create_revision = ?",
             (key, version, create_revision),
         )
-        return _row_to_resource(rows[0]) if rows else None
+        return row_to_resource(rows[0]) if rows else None
 
     async def list_resources(
         self, prefix: str, start_after: str, limit: int, *, with_values: bool
     ) -> list[Resource]:
-        columns = _RESOURCE_COLUMNS if with_values else _META_COLUMNS
+        columns = RESOURCE_COLUMNS if with_values else _META_COLUMNS
         lower = max(prefix, start_after)
-        upper = _prefix_upper_bound(prefix)
+        upper = prefix_upper_bound(prefix)
         if upper is None:
             sql = f"SELECT {columns} FROM resources WHERE key >= ? AND key > ? ORDER BY key LIMIT ?"
             params: tuple[Any, ...] = (lower, start_after, limit)
@@ -579,18 +485,18 @@ class SqliteStore:
                 f"SELECT {columns} FROM resources WHERE key >= ? AND key > ? AND key < ? ORDER BY key LIMIT ?"
             )
             params = (lower, start_after, upper, limit)
-        return [_row_to_resource(row) for row in self._read(sql, params)]
+        return [row_to_resource(row) for row in self._read(sql, params)]
 
     async def list_versions(
         self, key: str, create_revision: int, below_version: int, limit: int, *, with_values: bool
     ) -> list[Resource]:
-        columns = _RESOURCE_COLUMNS if with_values else _META_COLUMNS
+        columns = RESOURCE_COLUMNS if with_values else _META_COLUMNS
         rows = self._read(
             f"SELECT {columns} FROM resource_versions WHERE key = ? AND create_revision = ? AND version < ? "
             "ORDER BY version DESC LIMIT ?",
             (key, create_revision, below_version, limit),
         )
-        return [_row_to_resource(row) for row in rows]
+        return [row_to_resource(row) for row in rows]
 
     async def current_revision(self) -> int:
         return self._revision
@@ -605,24 +511,22 @@ class SqliteStore:
         elif not key:
             where, params = "1", ()
         else:
-            where, params = "key >= ? AND key < ?", (key, _prefix_upper_bound(key))
-        sql = (
-            f"SELECT seq, {_EVENT_COLUMNS} FROM events WHERE {where} AND revision > ? ORDER BY revision, seq"
-        )
+            where, params = "key >= ? AND key < ?", (key, prefix_upper_bound(key))
+        sql = f"SELECT seq, {EVENT_COLUMNS} FROM events WHERE {where} AND revision > ? ORDER BY revision, seq"
         rows = self._read(f"{sql} LIMIT ?", (*params, revision, limit))
         if len(rows) == limit:
             # Never end a page inside a revision: a resumed read starts after whole revisions.
             last_seq, last_revision = rows[-1][0], rows[-1][2]
             rows += self._read(
-                f"SELECT seq, {_EVENT_COLUMNS} FROM events WHERE {where} AND revision = ? AND seq > ? "
+                f"SELECT seq, {EVENT_COLUMNS} FROM events WHERE {where} AND revision = ? AND seq > ? "
                 "ORDER BY seq",
                 (*params, last_revision, last_seq),
             )
-        return [_row_to_event(row[1:]) for row in rows]
+        return [row_to_event(row[1:]) for row in rows]
 
     async def get_lease(self, lease_id: str) -> Lease | None:
-        rows = self._read(f"SELECT {_LEASE_COLUMNS} FROM leases WHERE lease_id = ?", (lease_id,))
-        return _row_to_lease(rows[0]) if rows else None
+        rows = self._read(f"SELECT {LEASE_COLUMNS} FROM leases WHERE lease_id = ?", (lease_id,))
+        return row_to_lease(rows[0]) if rows else None
 
     async def lease_lock_names(self, lease_id: str) -> list[str]:
         rows = self._read("SELECT name FROM locks WHERE lease_id = ? AND held = 1 ORDER BY name", (lease_id,))
@@ -633,8 +537,8 @@ class SqliteStore:
         return [row[0] for row in rows]
 
     async def get_lock(self, name: str) -> LockState | None:
-        rows = self._read(f"SELECT {_LOCK_COLUMNS} FROM locks WHERE name = ?", (name,))
-        return _row_to_lock(rows[0]) if rows else None
+        rows = self._read(f"SELECT {LOCK_COLUMNS} FROM locks WHERE name = ?", (name,))
+        return row_to_lock(rows[0]) if rows else None
 
     async def waiter_count(self, name: str) -> int:
         count: int = self._read("SELECT count(*) FROM lock_waiters WHERE name = ?", (name,))[0][0]
