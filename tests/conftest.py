@@ -103,10 +103,15 @@ class ServerProcess:
         ]
 
     def start(self, timeout: float = 20.0) -> ServerProcess:
+        self.launch()
+        self.wait_ready(timeout)
+        return self
+
+    def launch(self) -> ServerProcess:
+        """Starts the process without waiting for it to serve (for concurrent starts)."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("LOCKSERVICE_")}
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, env=env)
-        self.wait_ready(timeout)
         return self
 
     def wait_ready(self, timeout: float) -> None:

@@ -38,6 +38,23 @@ def _stubs(
     return channel, resource_pb2_grpc.ResourceServiceStub(channel), lock_pb2_grpc.LockServiceStub(channel)
 
 
+def test_replicas_started_at_once_on_an_empty_database_all_serve(
+    server_factory: ServerFactory, prefix: str
+) -> None:
+    first = server_factory(name="replica")
+    group = [first] + [server_factory(name="replica", store_url=first.store_url) for _ in range(2)]
+    for server in group:
+        server.launch()  # all three race to create the schema
+    for server in group:
+        server.wait_ready(30)
+    for index, server in enumerate(group):
+        _, resources, _ = _stubs(server.address)
+        created = resources.CreateResource(
+            resource_pb2.CreateResourceRequest(key=f"{prefix}/r{index}", value=b"x"), timeout=10
+        )
+        assert created.mod_revision == index + 1
+
+
 def test_contending_cas_across_replicas_loses_no_update(replicas: list[ServerProcess], prefix: str) -> None:
     key = f"{prefix}/counter"
     _, resources, _ = _stubs(replicas[0].address)
