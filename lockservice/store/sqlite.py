@@ -475,16 +475,14 @@ class SqliteStore:
         self, prefix: str, start_after: str, limit: int, *, with_values: bool
     ) -> list[Resource]:
         columns = RESOURCE_COLUMNS if with_values else _META_COLUMNS
-        lower = max(prefix, start_after)
-        upper = prefix_upper_bound(prefix)
-        if upper is None:
-            sql = f"SELECT {columns} FROM resources WHERE key >= ? AND key > ? ORDER BY key LIMIT ?"
-            params: tuple[Any, ...] = (lower, start_after, limit)
-        else:
+        if prefix:
             sql = (
                 f"SELECT {columns} FROM resources WHERE key >= ? AND key > ? AND key < ? ORDER BY key LIMIT ?"
             )
-            params = (lower, start_after, upper, limit)
+            params: tuple[Any, ...] = (prefix, start_after, prefix_upper_bound(prefix), limit)
+        else:
+            sql = f"SELECT {columns} FROM resources WHERE key > ? ORDER BY key LIMIT ?"
+            params = (start_after, limit)
         return [row_to_resource(row) for row in self._read(sql, params)]
 
     async def list_versions(

@@ -331,3 +331,17 @@ def test_default_history_keeps_the_last_10_versions(resources: Stub, prefix: str
             "VERSION_NOT_FOUND",
         )
         assert conflict_of(failure).current_version == 12
+
+
+def test_an_empty_prefix_lists_every_key_in_order(server_factory: ServerFactory) -> None:
+    server = server_factory().start()
+    with grpc.insecure_channel(server.address) as channel:
+        stub = resource_pb2_grpc.ResourceServiceStub(channel)
+        for key in ("b/2", "a", "b/1", "c"):
+            stub.CreateResource(resource_pb2.CreateResourceRequest(key=key, value=b"x"), timeout=10)
+        first = stub.ListResources(resource_pb2.ListResourcesRequest(page_size=3), timeout=10)
+        assert [r.key for r in first.resources] == ["a", "b/1", "b/2"]
+        rest = stub.ListResources(
+            resource_pb2.ListResourcesRequest(page_size=3, page_token=first.next_page_token), timeout=10
+        )
+        assert ([r.key for r in rest.resources], rest.next_page_token) == (["c"], "")
