@@ -1,0 +1,36 @@
+"""How an adapter instance behaves: precondition policy, body limits, call and stream timing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from lockservice.http.problems import ProblemOptions
+
+__all__ = ["HttpOptions"]
+
+_MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class HttpOptions:
+    """Settings of one adapter app.
+
+    - `problems`: how errors are answered (strict RFC 9110 412s, problem type URIs).
+    - `require_preconditions`: an unconditional resource PUT or DELETE is refused with 428.
+    - `max_value_bytes`: the largest raw PUT body (413 beyond); keep it equal to the server's
+      `--max-value-bytes` so an oversized value is refused before it crosses the network.
+    - `max_json_bytes`: the largest JSON body (a transaction carries up to 128 base64 values).
+    - `call_timeout_seconds`: the gRPC deadline of each call (a lock wait is added on top).
+    - `watch_open_seconds`: how long a watch waits for an immediate error (a compacted start
+      revision, a bad key) so it can answer a plain problem+json rather than an SSE error event.
+    - `watch_heartbeat_seconds`: an SSE comment is sent when a watch is idle this long, so
+      proxies keep the stream open.
+    """
+
+    problems: ProblemOptions = field(default_factory=ProblemOptions)
+    require_preconditions: bool = False
+    max_value_bytes: int = _MIB
+    max_json_bytes: int = 8 * _MIB
+    call_timeout_seconds: float = 30.0
+    watch_open_seconds: float = 0.2
+    watch_heartbeat_seconds: float = 15.0

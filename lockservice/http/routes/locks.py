@@ -1,0 +1,55 @@
+"""Locks as JSON: `POST /v1/locks/{name}:acquire`, `POST /v1/locks/{name}:release`,
+`GET /v1/locks/{name}`. Lock names follow the key syntax (they may contain `/` and `:`)."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from lockservice.http import json_requests, params
+from lockservice.http.bodies import read_json
+from lockservice.http.disconnects import unless_client_leaves
+from lockservice.http.json_views import lock_json
+from lockservice.http.responses import json_response
+from lockservice.http.routes import RouteGroup, route
+from lockservice.v1 import lock_pb2
+
+__all__ = ["LockRoutes"]
+
+
+class LockRoutes(RouteGroup):
+    def routes(self) -> list[Route]:
+        return [
+            route("/v1/locks/{name:path}:acquire", {"POST": self.acquire}, "acquire_lock"),
+            route("/v1/locks/{name:path}:release", {"POST": self.release}, "release_lock"),
+            route("/v1/locks/{name:path}", {"GET": self.get}, "lock"),
+        ]
+
+    async def acquire(self, request: Request) -> Response:
+        body = await read_json(request, self._options.max_json_bytes, json_requests.ACQUIRE_FIELDS)
+        acquire = json_requests.acquire_request(request.path_params["name"], body)
+        # The call may queue for `wait_timeout`; its deadline leaves the service that long.
+        waits = acquire.wait_timeout.ToNanoseconds() / 1e9
+        call = self._backend.locks.AcquireLock(
+            acquire, timeout=waits + self._timeout, metadata=params.forwarded(request)
+        )
+        lock = await unless_client_leaves(request, call)
+        return json_response(lock_json(lock))
+
+    async def release(self, request: Request) -> Response:
+        body = await read_json(request, self._options.max_json_bytes, json_requests.RELEASE_FIELDS)
+        reply = await self._backend.locks.ReleaseLock(
+            json_requests.release_request(request.path_params["name"], body),
+            timeout=self._timeout,
+            metadata=params.forwarded(request),
+        )
+        return json_response({"lock": lock_json(reply.lock)})
+
+    async def get(self, request: Request) -> Response:
+        lock = await self._backend.locks.GetLock(
+            lock_pb2.GetLockRequest(name=request.path_params["name"]),
+            timeout=self._timeout,
+            metadata=params.forwarded(request),
+        )
+        return json_response(lock_json(lock))

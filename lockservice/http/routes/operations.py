@@ -1,0 +1,46 @@
+"""JSON endpoints for conditional writes: compare-and-set on one key, transactions on many.
+
+- `POST /v1/resources/{key}:compareAndSet`: write `value` if the key is at `expected_version`,
+  has `expected_etag` or `expected_value`, or is absent (`expect_absent`);
+- `POST /v1/resources:transact`: `compares`, then `operations` (puts and deletes), all or nothing.
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from lockservice.http import json_requests, params
+from lockservice.http.bodies import read_json
+from lockservice.http.json_views import transact_json
+from lockservice.http.responses import json_response, written_response
+from lockservice.http.routes import RouteGroup, route
+
+__all__ = ["OperationRoutes"]
+
+
+class OperationRoutes(RouteGroup):
+    def routes(self) -> list[Route]:
+        return [
+            route("/v1/resources:transact", {"POST": self.transact}, "transact"),
+            route(
+                "/v1/resources/{key:path}:compareAndSet", {"POST": self.compare_and_set}, "compare_and_set"
+            ),
+        ]
+
+    async def compare_and_set(self, request: Request) -> Response:
+        body = await read_json(request, self._options.max_json_bytes, json_requests.CAS_FIELDS)
+        cas = json_requests.compare_and_set_request(request.path_params["key"], body)
+        resource = await self._backend.resources.CompareAndSet(
+            cas, timeout=self._timeout, metadata=params.forwarded(request)
+        )
+        location = request.url.path.removesuffix(":compareAndSet")
+        return written_response(resource, location)
+
+    async def transact(self, request: Request) -> Response:
+        body = await read_json(request, self._options.max_json_bytes, json_requests.TRANSACT_FIELDS)
+        reply = await self._backend.resources.Transact(
+            json_requests.transact_request(body), timeout=self._timeout, metadata=params.forwarded(request)
+        )
+        return json_response(transact_json(reply))

@@ -1,0 +1,152 @@
+"""Resources as plain HTTP: the raw value with its validators, conditional PUT and DELETE,
+listing and history as JSON.
+
+- `GET /v1/resources/{key}` (`?version=N` for a retained past version), with If-None-Match (304)
+  and If-Match;
+- `PUT /v1/resources/{key}`: the raw body; `If-None-Match: *` creates, `If-Match: "etag"`
+  updates that version only, `If-Match: *` updates an existing key, neither upserts;
+- `DELETE /v1/resources/{key}`, with the same If-Match;
+- `GET /v1/resources?prefix=&page_size=&page_token=&view=`;
+- `GET /v1/resources/{key}/versions?page_size=&page_token=&view=`.
+
+Keys may contain `/`. A key whose last segment is `versions` is read by percent-encoding the
+slash before it (`.../docs%2Fversions`): a literal `/versions` ending lists versions.
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from lockservice.http import params
+from lockservice.http.bodies import read_value
+from lockservice.http.failures import invalid_argument
+from lockservice.http.json_views import delete_json, resource_list_json, version_list_json
+from lockservice.http.preconditions import (
+    CreateOnly,
+    MatchEtag,
+    MustExist,
+    WriteCondition,
+    check_read_preconditions,
+    write_condition,
+)
+from lockservice.http.responses import json_response, not_modified, value_response, written_response
+from lockservice.http.routes import RouteGroup, route
+from lockservice.v1 import resource_pb2
+
+__all__ = ["ResourceRoutes"]
+
+_VERSIONS_SUFFIX = "/versions"
+
+
+def _lists_versions(request: Request) -> bool:
+    """Whether the path ends with a literal (not percent-encoded) `/versions` segment."""
+    key: str = request.path_params["key"]
+    raw_path = request.scope.get("raw_path")
+    literal = raw_path is None or raw_path.split(b"?", 1)[0].endswith(_VERSIONS_SUFFIX.encode())
+    return key.endswith(_VERSIONS_SUFFIX) and literal
+
+
+class ResourceRoutes(RouteGroup):
+    def routes(self) -> list[Route]:
+        return [
+            route("/v1/resources", {"GET": self.list}, "list_resources"),
+            route(
+                "/v1/resources/{key:path}",
+                {"GET": self.read, "PUT": self.put, "DELETE": self.delete},
+                "resource",
+            ),
+        ]
+
+    async def read(self, request: Request) -> Response:
+        if _lists_versions(request):
+            return await self.list_versions(request)
+        key: str = request.path_params["key"]
+        get = resource_pb2.GetResourceRequest(key=key, version=params.query_int(request, "version") or 0)
+        resource = await self._backend.resources.GetResource(
+            get, timeout=self._timeout, metadata=params.forwarded(request)
+        )
+        if check_read_preconditions(request.headers, resource):
+            return not_modified(resource)
+        return value_response(resource)
+
+    async def list(self, request: Request) -> Response:
+        page = params.page_fields(request)
+        reply = await self._backend.resources.ListResources(
+            resource_pb2.ListResourcesRequest(prefix=request.query_params.get("prefix", ""), **page),
+            timeout=self._timeout,
+            metadata=params.forwarded(request),
+        )
+        return json_response(
+            resource_list_json(reply, with_values=page["view"] == resource_pb2.RESOURCE_VIEW_FULL)
+        )
+
+    async def list_versions(self, request: Request) -> Response:
+        page = params.page_fields(request)
+        reply = await self._backend.resources.ListResourceVersions(
+            resource_pb2.ListResourceVersionsRequest(
+                key=request.path_params["key"].removesuffix(_VERSIONS_SUFFIX), **page
+            ),
+            timeout=self._timeout,
+            metadata=params.forwarded(request),
+        )
+        return json_response(
+            version_list_json(reply, with_values=page["view"] == resource_pb2.RESOURCE_VIEW_FULL)
+        )
+
+    async def put(self, request: Request) -> Response:
+        key: str = request.path_params["key"]
+        condition = write_condition(request.headers, "PUT", required=self._options.require_preconditions)
+        fence = params.header_fence(request)
+        value = await read_value(request, self._options.max_value_bytes)
+        content_type = request.headers.get("content-type", "")
+        lease_id, request_id = params.lease_header(request), params.idempotency_key(request)
+        if isinstance(condition, CreateOnly):
+            if fence is not None:
+                raise invalid_argument(
+                    "Lockservice-Fence-Lock",
+                    "a fence guards updates and deletes; to create under a lock, "
+                    "POST :compareAndSet with expect_absent and a fence",
+                )
+            created = await self._backend.resources.CreateResource(
+                resource_pb2.CreateResourceRequest(
+                    key=key, value=value, content_type=content_type, lease_id=lease_id, request_id=request_id
+                ),
+                timeout=self._timeout,
+                metadata=params.forwarded(request),
+            )
+            return written_response(created, request.url.path)
+        update = resource_pb2.UpdateResourceRequest(
+            key=key, value=value, content_type=content_type, lease_id=lease_id, request_id=request_id
+        )
+        _expect(update, condition)
+        if fence is not None:
+            update.fence.CopyFrom(fence)
+        updated = await self._backend.resources.UpdateResource(
+            update, timeout=self._timeout, metadata=params.forwarded(request)
+        )
+        return written_response(updated, request.url.path)
+
+    async def delete(self, request: Request) -> Response:
+        condition = write_condition(request.headers, "DELETE", required=self._options.require_preconditions)
+        delete = resource_pb2.DeleteResourceRequest(
+            key=request.path_params["key"], request_id=params.idempotency_key(request)
+        )
+        if isinstance(condition, MatchEtag):
+            delete.expected_etag = condition.etag
+        fence = params.header_fence(request)
+        if fence is not None:
+            delete.fence.CopyFrom(fence)
+        reply = await self._backend.resources.DeleteResource(
+            delete, timeout=self._timeout, metadata=params.forwarded(request)
+        )
+        return json_response(delete_json(reply))
+
+
+def _expect(update: resource_pb2.UpdateResourceRequest, condition: WriteCondition) -> None:
+    """If-Match: "etag" expects that etag; If-Match: * needs the key; no header is an upsert."""
+    if isinstance(condition, MatchEtag):
+        update.expected_etag = condition.etag
+    elif not isinstance(condition, MustExist):
+        update.allow_missing = True

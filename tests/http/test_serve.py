@@ -1,0 +1,75 @@
+"""Serving: listen addresses, a taken port, the gateway's command line."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from pathlib import Path
+
+import httpx
+import pytest
+
+from lockservice.http import create_app, local_target, main_gateway, run_http
+from lockservice.http.serve import parse_listen
+
+
+def test_parse_listen() -> None:
+    assert parse_listen("127.0.0.1:8080") == ("127.0.0.1", 8080)
+    assert parse_listen("[::1]:0") == ("::1", 0)
+    assert parse_listen("unix:/run/ls.sock") == Path("/run/ls.sock")
+    for bad in ("8080", "host:", ":80", "host:http", "host:70000", "unix:"):
+        with pytest.raises(ValueError, match=r"HOST:PORT|unix"):
+            parse_listen(bad)
+
+
+def test_local_target_dials_loopback_for_a_wildcard_listen() -> None:
+    assert local_target("0.0.0.0:50051") == "127.0.0.1:50051"
+    assert local_target("[::]:50051") == "[::1]:50051"
+    assert local_target("10.0.0.5:50051") == "10.0.0.5:50051"
+    assert local_target("unix:/run/lockservice.sock") == "unix:/run/lockservice.sock"
+
+
+def test_run_http_serves_on_a_picked_port_and_stops() -> None:
+    async def scenario() -> tuple[int, dict[str, str]]:
+        server = await run_http(create_app(target="127.0.0.1:1"), "127.0.0.1:0", grace=1)
+        try:
+            async with httpx.AsyncClient(base_url=f"http://{server.address}") as client:
+                response = await client.get("/healthz")
+        finally:
+            await server.stop()
+        assert server.done
+        return response.status_code, response.json()
+
+    assert asyncio.run(scenario()) == (200, {"status": "ok"})
+
+
+def test_run_http_on_a_taken_port_raises_oserror() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+
+        async def scenario() -> None:
+            await run_http(create_app(target="127.0.0.1:1"), f"127.0.0.1:{port}")
+
+        with pytest.raises(OSError):
+            asyncio.run(scenario())
+
+
+def test_the_gateway_refuses_bad_flags_with_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main_gateway(["--listen", "nowhere"]) == 2
+    assert "--listen" in capsys.readouterr().err
+    assert main_gateway(["--http-max-value-bytes", "0"]) == 2
+    assert main_gateway(["--help"]) == 0
+
+
+def test_bad_variables_are_usage_errors_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in (
+        ("LOCKSERVICE_HTTP_MAX_VALUE_BYTES", "abc"),
+        ("LOCKSERVICE_GRACE_PERIOD", "-1"),
+        ("LOCKSERVICE_LOG_LEVEL", "loud"),
+        ("LOCKSERVICE_HTTP_LISTEN", "nowhere"),
+    ):
+        with monkeypatch.context() as patched:
+            patched.setenv(name, value)
+            assert main_gateway([]) == 2, name
