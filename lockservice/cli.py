@@ -1,4 +1,9 @@
-"""The `lockservice` command. `serve` runs the server; every flag has a LOCKSERVICE_* twin."""
+"""The `lockservice` command: `serve` runs the server, `health` checks one.
+
+Every `serve` setting is a flag, a LOCKSERVICE_* variable and a config-file key
+(`lockservice.options`); a flag beats its variable, which beats the config file, which beats
+the default.
+"""
 
 from __future__ import annotations
 
@@ -6,108 +11,29 @@ import argparse
 import asyncio
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeAlias
 
-from lockservice.config import ConfigError, Settings
-from lockservice.core.limits import Limits
+from lockservice.config import ConfigError
 from lockservice.errors import LockserviceError
-from lockservice.logs import LOG_LEVELS, configure_logging
+from lockservice.health import HealthCheck, check_health
+from lockservice.logs import configure_logging
+from lockservice.options import CONFIG_VARIABLE, OPTIONS, default_text, resolve
 
-__all__ = ["main"]
+__all__ = ["build_parser", "main"]
 
-_DEFAULTS = Settings()
-_LIMITS = Limits()
-
-
-class _EnvDefault:
-    """A flag's default taken from its environment variable, converted and checked like the flag."""
-
-    def __init__(self, name: str, fallback: object) -> None:
-        self.variable = "LOCKSERVICE_" + name.upper().replace("-", "_")
-        self.fallback = fallback
-
-    def value(self) -> object:
-        return os.environ.get(self.variable, self.fallback)
-
-
-def _add(
-    parser: argparse.ArgumentParser, flag: str, fallback: object, help_text: str, kind: type = str
-) -> None:
-    env = _EnvDefault(flag, fallback)
-    parser.add_argument(
-        f"--{flag}",
-        default=env.value(),
-        type=kind,
-        metavar=flag.rsplit("-", maxsplit=1)[-1].upper(),
-        help=f"{help_text} [env {env.variable}; default {fallback}]",
-    )
-
-
-def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    serve = sub.add_parser(
-        "serve",
-        help="run the gRPC server",
-        description=(
-            "Run the lockservice gRPC server. Flags beat LOCKSERVICE_* variables, which beat defaults."
-        ),
-    )
-    _add(serve, "listen", _DEFAULTS.listen, "gRPC address: HOST:PORT or unix:PATH")
-    _add(serve, "db", _DEFAULTS.db, "SQLite database file")
-    _add(serve, "store", "", "storage URL: sqlite:PATH (default: --db)")
-    _add(serve, "log-level", _DEFAULTS.log_level, f"one of {', '.join(LOG_LEVELS)}")
-    _add(serve, "log-format", _DEFAULTS.log_format, "json, console, or auto (console on a terminal)")
-    _add(serve, "grace-period", _DEFAULTS.grace_period_seconds, "seconds to drain calls on SIGTERM", float)
-    _add(serve, "history-versions", _LIMITS.history_versions, "versions kept readable per key", int)
-    _add(serve, "max-key-bytes", _LIMITS.max_key_bytes, "longest key, in bytes", int)
-    _add(serve, "max-value-bytes", _LIMITS.max_value_bytes, "largest value, in bytes", int)
-    _add(
-        serve,
-        "request-id-retention",
-        _LIMITS.request_id_retention_seconds,
-        "seconds a request_id remembers its answer",
-        int,
-    )
-    _add(serve, "max-lease-ttl", _LIMITS.max_lease_ttl_seconds, "longest lease TTL, in seconds", int)
-    _add(
-        serve,
-        "lock-delay",
-        _LIMITS.default_lock_delay_seconds,
-        "seconds a lock stays unavailable after its holder's lease expires",
-        float,
-    )
-    _add(serve, "max-waiters", _LIMITS.max_waiters_per_lock, "callers that may queue for one lock", int)
-    _add(serve, "watch-history", _DEFAULTS.watch_history_revisions, "recent revisions Watch can replay", int)
-    _add(serve, "watch-queue-size", _LIMITS.watch_queue_size, "responses a slow watcher may fall behind", int)
-
-
-def _settings(args: argparse.Namespace) -> Settings:
-    limits = Limits(
-        history_versions=args.history_versions,
-        max_key_bytes=args.max_key_bytes,
-        max_value_bytes=args.max_value_bytes,
-        request_id_retention_seconds=args.request_id_retention,
-        max_lease_ttl_seconds=args.max_lease_ttl,
-        default_lock_delay_seconds=args.lock_delay,
-        max_waiters_per_lock=args.max_waiters,
-        watch_queue_size=args.watch_queue_size,
-    )
-    return Settings(
-        listen=args.listen,
-        db=args.db,
-        store=args.store,
-        log_level=args.log_level,
-        log_format=args.log_format,
-        grace_period_seconds=args.grace_period,
-        watch_history_revisions=args.watch_history,
-        limits=limits,
-    )
+Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+_DEFAULT_TARGET = "127.0.0.1:50051"
 
 
 def _run_serve(args: argparse.Namespace) -> int:
     from lockservice.rpc.server import serve  # the client verbs need none of the server stack
 
-    settings = _settings(args)
-    problems = settings.validate()
+    given = vars(args)
+    settings, problems = resolve(
+        {option.name: given[option.name] for option in OPTIONS} | {"config": args.config}
+    )
+    problems += settings.validate()
     if problems:
         for problem in problems:
             print(f"lockservice: error: {problem}", file=sys.stderr)
@@ -120,10 +46,93 @@ def _run_serve(args: argparse.Namespace) -> int:
         return 2
 
 
+def _add_serve(sub: Subparsers) -> None:
+    serve = sub.add_parser(
+        "serve",
+        help="run the gRPC server",
+        description=(
+            "Run the lockservice gRPC server. Each setting is a flag, a LOCKSERVICE_* variable and a "
+            "key of the TOML --config file; a flag beats its variable, which beats the config file, "
+            "which beats the default."
+        ),
+    )
+    serve.add_argument(
+        "--config",
+        metavar="PATH",
+        help=f"TOML file of settings, keys named as the flags without -- [env {CONFIG_VARIABLE}]",
+    )
+    for option in OPTIONS:
+        serve.add_argument(
+            option.flag,
+            dest=option.name,
+            metavar=option.metavar,
+            help=f"{option.help} [env {option.variable}; default {default_text(option)}]",
+        )
+    serve.set_defaults(run=_run_serve)
+
+
+def _run_health(args: argparse.Namespace) -> int:
+    return check_health(
+        HealthCheck(
+            target=args.target,
+            service=args.service,
+            timeout_seconds=args.timeout,
+            tls_ca=args.tls_ca,
+            tls_cert=args.tls_cert,
+            tls_key=args.tls_key,
+            tls_server_name=args.tls_server_name,
+        )
+    )
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 < value <= 3600:
+        raise argparse.ArgumentTypeError(f"{text} is not between 0 and 3600 seconds")
+    return value
+
+
+def _add_health(sub: Subparsers) -> None:
+    health = sub.add_parser(
+        "health",
+        help="exit 0 if a server is SERVING, else 1",
+        description=(
+            "Ask a server's grpc.health.v1 service whether it is SERVING: exit 0 if so, 1 otherwise "
+            "(starting, draining, unreachable). For container health checks."
+        ),
+    )
+    target = os.environ.get("LOCKSERVICE_TARGET", _DEFAULT_TARGET)
+    health.add_argument(
+        "--target",
+        default=target,
+        metavar="ADDRESS",
+        help=f"HOST:PORT or unix:PATH [env LOCKSERVICE_TARGET; default {_DEFAULT_TARGET}]",
+    )
+    health.add_argument("--service", default="", help="service to ask about (default: the whole server)")
+    health.add_argument("--timeout", type=_positive_seconds, default=5.0, metavar="SECONDS", help="default 5")
+    health.add_argument("--tls-ca", default="", metavar="PATH", help="PEM CA that signed the server: use TLS")
+    health.add_argument("--tls-cert", default="", metavar="PATH", help="PEM client certificate (mTLS)")
+    health.add_argument("--tls-key", default="", metavar="PATH", help="PEM key of --tls-cert")
+    health.add_argument(
+        "--tls-server-name", default="", metavar="NAME", help="name to expect in the server's certificate"
+    )
+    health.set_defaults(run=_run_health)
+
+
+# Each group registers its subcommands; each subcommand sets `run(args) -> exit status`.
+# The client verbs (get, put, lock NAME -- CMD, ...) join here as
+# `lockservice.cli_client.add_client_commands`.
+_COMMAND_GROUPS: tuple[Callable[[Subparsers], None], ...] = (_add_serve, _add_health)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lockservice", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    _serve_parser(sub)
+    parser = argparse.ArgumentParser(prog="lockservice", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add_commands in _COMMAND_GROUPS:
+        add_commands(sub)
     return parser
 
 
@@ -133,10 +142,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exit_:
         return int(exit_.code or 0)
-    if args.command == "serve":
-        return _run_serve(args)
-    parser.error(f"unknown command {args.command}")
-    return 2
+    run: Callable[[argparse.Namespace], int] = args.run
+    return run(args)
 
 
 if __name__ == "__main__":

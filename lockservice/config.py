@@ -33,6 +33,7 @@ class Settings:
     # How many recent revisions Watch can replay from.
     watch_history_revisions: int = 10_000
     metrics_listen: str = ""
+    health_listen: str = ""
     tls_cert: str = ""
     tls_key: str = ""
     tls_client_ca: str = ""
@@ -141,10 +142,13 @@ def _readable(flag: str, path: str) -> list[str]:
 def _security_problems(settings: Settings) -> list[str]:
     """TLS files present and paired, auth files that parse, an identity source for a policy."""
     problems: list[str] = []
-    if settings.metrics_listen:
-        match = _HOST_PORT.match(settings.metrics_listen)
-        if match is None or not 0 <= int(match["port"]) <= 65535:
-            problems.append(f"--metrics-listen: {settings.metrics_listen!r} is not HOST:PORT")
+    for flag, listen in (
+        ("--metrics-listen", settings.metrics_listen),
+        ("--health-listen", settings.health_listen),
+    ):
+        match = _HOST_PORT.match(listen) if listen else None
+        if listen and (match is None or not 0 <= int(match["port"]) <= 65535):
+            problems.append(f"{flag}: {listen!r} is not HOST:PORT")
     if bool(settings.tls_cert) != bool(settings.tls_key):
         problems.append("--tls-cert and --tls-key: give both or neither")
     if settings.tls_client_ca and not settings.tls_cert:

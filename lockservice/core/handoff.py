@@ -11,6 +11,7 @@ from dataclasses import replace
 
 from lockservice.codec import encode_lock_view
 from lockservice.core.leasing import grant_in, live_lease
+from lockservice.core.ownership import waiter_owner_tag
 from lockservice.model import Lease, LockGranted, LockState, LockView, WaiterFailed
 from lockservice.store.base import WriteTxn
 
@@ -89,7 +90,13 @@ def hand_over(txn: WriteTxn, state: LockState) -> LockState:
                 )
                 continue
         else:
-            lease = grant_in(txn, waiter.ttl_seconds, waiter.holder, owner_lock=state.name)
+            lease = grant_in(
+                txn,
+                waiter.ttl_seconds,
+                waiter.holder,
+                owner_lock=state.name,
+                owner_tag=waiter_owner_tag(waiter.waiter_id),
+            )
         held = take(txn, state, lease, waiter.holder, waiter.lock_delay_us, waiter.waiter_id)
         view = LockView(state=held, expire_time_us=lease.expire_time_us, waiters=len(waiters) - index - 1)
         if waiter.request_id:

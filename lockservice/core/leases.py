@@ -15,6 +15,7 @@ from lockservice.core.handoff import release_in
 from lockservice.core.idempotency import fingerprint, run_once
 from lockservice.core.leasing import check_ttl, grant_in, require_live_lease
 from lockservice.core.limits import Limits
+from lockservice.core.ownership import check_lease_owner, owner_tag
 from lockservice.core.validation import check_holder, check_lease_id, check_request_id
 from lockservice.errors import LeaseNotFound
 from lockservice.model import Lease, LeaseEnded, LeaseView, WaiterFailed
@@ -75,7 +76,7 @@ class Leases:
                 txn,
                 req.request_id,
                 request_print,
-                lambda: grant_in(txn, req.ttl_seconds, req.holder),
+                lambda: grant_in(txn, req.ttl_seconds, req.holder, owner_tag=owner_tag(req.owner)),
                 encode_lease,
                 decode_lease,
             )
@@ -86,6 +87,7 @@ class Leases:
     async def refresh(self, req: rq.RefreshLease) -> Lease:
         """Extends the lease to its full TTL from now. An expired lease cannot be revived."""
         check_lease_id(req.lease_id)
+        check_lease_owner(req.lease_id, req.owner)
         check_request_id(req.request_id, self._limits)
 
         def body(txn: WriteTxn) -> Lease:
@@ -100,6 +102,7 @@ class Leases:
 
     async def revoke(self, req: rq.RevokeLease) -> LeaseEnded:
         check_lease_id(req.lease_id)
+        check_lease_owner(req.lease_id, req.owner)
         check_request_id(req.request_id, self._limits)
         request_print = fingerprint("RevokeLease", req)
 
@@ -115,8 +118,9 @@ class Leases:
             )
         )
 
-    async def get(self, lease_id: str) -> LeaseView:
+    async def get(self, lease_id: str, owner: str | None = None) -> LeaseView:
         check_lease_id(lease_id)
+        check_lease_owner(lease_id, owner)
         lease = await self._store.get_lease(lease_id)
         now = self._store.now_us()
         if lease is None or lease.expire_time_us <= now:

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import secrets
-
 from lockservice.core.limits import Limits
+from lockservice.core.ownership import mint_lease_id
 from lockservice.errors import InvalidTtl, LeaseNotFound
 from lockservice.model import Lease
 from lockservice.store.base import WriteTxn
@@ -12,9 +11,10 @@ from lockservice.store.base import WriteTxn
 __all__ = ["check_ttl", "grant_in", "live_lease", "new_lease_id", "require_live_lease"]
 
 
-def new_lease_id() -> str:
-    """128 random bits: a lease id is a bearer capability, so it must not be guessable."""
-    return secrets.token_hex(16)
+def new_lease_id(owner_tag: str = "") -> str:
+    """128 random bits: a lease id is a bearer capability, so it must not be guessable; after
+    the owner's tag when authentication is on (`lockservice.core.ownership`)."""
+    return mint_lease_id(owner_tag)
 
 
 def check_ttl(ttl_seconds: int, limits: Limits, *, field: str = "ttl_seconds") -> None:
@@ -45,10 +45,12 @@ def require_live_lease(txn: WriteTxn, lease_id: str, *, field: str = "lease_id")
     return lease
 
 
-def grant_in(txn: WriteTxn, ttl_seconds: int, holder: str, *, owner_lock: str = "") -> Lease:
+def grant_in(
+    txn: WriteTxn, ttl_seconds: int, holder: str, *, owner_lock: str = "", owner_tag: str = ""
+) -> Lease:
     now = txn.now_us
     lease = Lease(
-        lease_id=new_lease_id(),
+        lease_id=new_lease_id(owner_tag),
         holder=holder,
         ttl_seconds=ttl_seconds,
         grant_time_us=now,

@@ -8,7 +8,6 @@ expiry) hands the lock to the first waiter inside its own transaction, and the c
 from __future__ import annotations
 
 import asyncio
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -19,6 +18,7 @@ from lockservice.core.idempotency import fingerprint
 from lockservice.core.leases import end_lease
 from lockservice.core.leasing import check_ttl, grant_in, require_live_lease
 from lockservice.core.limits import Limits
+from lockservice.core.ownership import check_lease_owner, mint_waiter_id, owner_tag, owns_lease
 from lockservice.core.validation import check_holder, check_key, check_lease_id, check_request_id
 from lockservice.errors import (
     InvalidArgument,
@@ -27,6 +27,7 @@ from lockservice.errors import (
     LockHeld,
     LockNotFound,
     LockNotHeld,
+    PermissionDenied,
     RequestIdReused,
     ShuttingDown,
 )
@@ -133,6 +134,7 @@ class Locks:
             raise InvalidArgument("set lease_id or ttl_seconds, not both", metadata={"field": "lease"})
         if req.lease_id:
             check_lease_id(req.lease_id)
+            check_lease_owner(req.lease_id, req.owner)
         else:
             check_ttl(req.ttl_seconds, limits)
         if not 0 <= req.wait_timeout_seconds <= limits.max_lock_wait_seconds:
@@ -155,7 +157,8 @@ class Locks:
     async def acquire(self, req: rq.AcquireLock) -> LockView:
         lock_delay_us = self._check_acquire(req)
         request_print = fingerprint("AcquireLock", req)
-        waiter_id = secrets.token_hex(12)
+        # Carries the caller's owner tag: a lease made for it at the hand-over is its own.
+        waiter_id = mint_waiter_id(req.owner)
         wait = req.wait_timeout_seconds > 0
 
         def body(txn: WriteTxn) -> LockView | _Queued:
@@ -208,7 +211,9 @@ class Locks:
             if req.lease_id:
                 lease = require_live_lease(txn, req.lease_id)
             else:
-                lease = grant_in(txn, req.ttl_seconds, req.holder, owner_lock=req.name)
+                lease = grant_in(
+                    txn, req.ttl_seconds, req.holder, owner_lock=req.name, owner_tag=owner_tag(req.owner)
+                )
             held = take(txn, state or new_lock_state(req.name), lease, req.holder, lock_delay_us, waiter_id)
             return LockView(state=held, expire_time_us=lease.expire_time_us, waiters=0)
         if not wait:
@@ -308,6 +313,11 @@ class Locks:
                     f"token {req.token} lost lock {req.name}: its lease expired",
                     metadata={"name": req.name, "token": str(state.token)},
                     conflict=lock_conflict(txn, state, f"token {req.token}"),
+                )
+            if not owns_lease(state.lease_id, req.owner):
+                raise PermissionDenied(
+                    f"lock {req.name} is held by another identity; only the holder may release it",
+                    metadata={"name": req.name, "token": str(state.token)},
                 )
             self._release_in(txn, state)
             return lock_view_in(txn, txn.get_lock(req.name) or state)

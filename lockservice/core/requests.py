@@ -1,4 +1,8 @@
-"""One frozen request dataclass per call into the core, independent of the wire format."""
+"""One frozen request dataclass per call into the core, independent of the wire format.
+
+`owner` is the caller's authenticated identity (None when authentication is off): it owns the
+leases the call grants, and must own the leases the call names (`lockservice.core.ownership`).
+"""
 
 from __future__ import annotations
 
@@ -31,6 +35,7 @@ class CreateResource:
     content_type: str = ""
     lease_id: str = ""
     request_id: str = ""
+    owner: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +55,7 @@ class UpdateResource:
     fence: Fence | None = None
     lease_id: str = ""
     request_id: str = ""
+    owner: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +93,7 @@ class CompareAndSet:
     fence: Fence | None = None
     lease_id: str = ""
     request_id: str = ""
+    owner: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +102,7 @@ class Transact:
     operations: tuple[Operation, ...]
     fence: Fence | None = None
     request_id: str = ""
+    owner: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,18 +110,21 @@ class GrantLease:
     ttl_seconds: int
     holder: str = ""
     request_id: str = ""
+    owner: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class RefreshLease:
     lease_id: str
     request_id: str = ""
+    owner: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class RevokeLease:
     lease_id: str
     request_id: str = ""
+    owner: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +138,7 @@ class AcquireLock:
     wait_timeout_seconds: float = 0.0
     lock_delay_seconds: float | None = None
     request_id: str = ""
+    owner: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +146,7 @@ class ReleaseLock:
     name: str
     token: int
     request_id: str = ""
+    owner: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

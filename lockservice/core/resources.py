@@ -19,6 +19,7 @@ from lockservice.core.fencing import check_fence, check_fence_shape
 from lockservice.core.idempotency import fingerprint, run_once
 from lockservice.core.leasing import require_live_lease
 from lockservice.core.limits import Limits
+from lockservice.core.ownership import check_lease_owner
 from lockservice.core.pagination import decode_page_token, encode_page_token, page_size
 from lockservice.core.validation import (
     check_content_type,
@@ -154,10 +155,14 @@ class Resources:
         check_content_type(content_type)
         check_request_id(request_id, self._limits)
 
-    def _check_attachments(self, fence: Fence | None = None, lease_id: str = "") -> None:
+    def _check_attachments(
+        self, fence: Fence | None = None, lease_id: str = "", owner: str | None = None
+    ) -> None:
+        """A fence of the right shape; a lease id of the right shape that the caller owns."""
         check_fence_shape(fence, self._limits)
         if lease_id:
             check_lease_id(lease_id)
+            check_lease_owner(lease_id, owner)
 
     # -- reads ------------------------------------------------------------------------------
 
@@ -223,7 +228,7 @@ class Resources:
 
     async def create(self, req: rq.CreateResource) -> Resource:
         self._check_write(req.key, req.value, req.content_type, req.request_id)
-        self._check_attachments(lease_id=req.lease_id)
+        self._check_attachments(lease_id=req.lease_id, owner=req.owner)
         request_print = fingerprint("CreateResource", req)
 
         def run(txn: WriteTxn) -> Resource:
@@ -245,7 +250,7 @@ class Resources:
     async def update(self, req: rq.UpdateResource) -> Resource:
         self._check_write(req.key, req.value, req.content_type, req.request_id)
         expectation = _update_expectation(req.expected_version, req.expected_etag)
-        self._check_attachments(req.fence, req.lease_id)
+        self._check_attachments(req.fence, req.lease_id, req.owner)
         request_print = fingerprint("UpdateResource", req)
 
         def run(txn: WriteTxn) -> Resource:
@@ -308,7 +313,7 @@ class Resources:
             )
         if isinstance(expectation, ExpectValue):
             check_value(expectation.value, self._limits, field="expected_value")
-        self._check_attachments(req.fence, req.lease_id)
+        self._check_attachments(req.fence, req.lease_id, req.owner)
         request_print = fingerprint("CompareAndSet", req)
 
         def run(txn: WriteTxn) -> Resource:
@@ -367,7 +372,7 @@ class Resources:
             if isinstance(op, PutOperation):
                 check_value(op.value, self._limits, field=f"operations[{i}].value")
                 check_content_type(op.content_type, field=f"operations[{i}].content_type")
-                self._check_attachments(lease_id=op.lease_id)
+                self._check_attachments(lease_id=op.lease_id, owner=req.owner)
         self._check_attachments(req.fence)
 
     async def transact(self, req: rq.Transact) -> TransactResult:

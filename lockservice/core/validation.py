@@ -90,13 +90,15 @@ def check_request_id(request_id: str, limits: Limits) -> None:
         )
 
 
-_LEASE_ID = re.compile(r"[0-9a-f]{32}")
+# 32 hex digits, after a 16-digit owner tag when authentication is on (core.ownership).
+_LEASE_ID = re.compile(r"(?:[0-9a-f]{16})?[0-9a-f]{32}")
 
 
 def check_lease_id(lease_id: str, *, field: str = "lease_id") -> None:
     if _LEASE_ID.fullmatch(lease_id) is None:
         raise InvalidArgument(
-            f"{field} must be a lease id as GrantLease returns it (32 hex digits)", metadata={"field": field}
+            f"{field} must be a lease id as GrantLease returns it (32 or 48 hex digits)",
+            metadata={"field": field},
         )
 
 

@@ -1,6 +1,7 @@
 """Wire <-> model conversion: protobuf messages in, frozen dataclasses out, and back.
 
 Only the shape of the wire is checked here (which oneof is set); every rule lives in the core.
+`owner` is the caller's authenticated identity (`rpc.auth.caller()`), None when auth is off.
 """
 
 from __future__ import annotations
@@ -92,9 +93,14 @@ def _with_values(view: int) -> bool:
     return view == resource_pb2.RESOURCE_VIEW_FULL
 
 
-def create_request(m: resource_pb2.CreateResourceRequest) -> rq.CreateResource:
+def create_request(m: resource_pb2.CreateResourceRequest, owner: str | None = None) -> rq.CreateResource:
     return rq.CreateResource(
-        key=m.key, value=m.value, content_type=m.content_type, lease_id=m.lease_id, request_id=m.request_id
+        key=m.key,
+        value=m.value,
+        content_type=m.content_type,
+        lease_id=m.lease_id,
+        request_id=m.request_id,
+        owner=owner,
     )
 
 
@@ -102,7 +108,7 @@ def get_request(m: resource_pb2.GetResourceRequest) -> rq.GetResource:
     return rq.GetResource(key=m.key, version=m.version)
 
 
-def update_request(m: resource_pb2.UpdateResourceRequest) -> rq.UpdateResource:
+def update_request(m: resource_pb2.UpdateResourceRequest, owner: str | None = None) -> rq.UpdateResource:
     return rq.UpdateResource(
         key=m.key,
         value=m.value,
@@ -113,6 +119,7 @@ def update_request(m: resource_pb2.UpdateResourceRequest) -> rq.UpdateResource:
         fence=_fence(m.fence, m.HasField("fence")),
         lease_id=m.lease_id,
         request_id=m.request_id,
+        owner=owner,
     )
 
 
@@ -159,7 +166,9 @@ def _cas_expectation(m: resource_pb2.CompareAndSetRequest) -> Expectation | None
     return None
 
 
-def compare_and_set_request(m: resource_pb2.CompareAndSetRequest) -> rq.CompareAndSet:
+def compare_and_set_request(
+    m: resource_pb2.CompareAndSetRequest, owner: str | None = None
+) -> rq.CompareAndSet:
     return rq.CompareAndSet(
         key=m.key,
         expectation=_cas_expectation(m),
@@ -168,6 +177,7 @@ def compare_and_set_request(m: resource_pb2.CompareAndSetRequest) -> rq.CompareA
         fence=_fence(m.fence, m.HasField("fence")),
         lease_id=m.lease_id,
         request_id=m.request_id,
+        owner=owner,
     )
 
 
@@ -203,12 +213,13 @@ def _operation(index: int, m: resource_pb2.Operation) -> Operation:
     )
 
 
-def transact_request(m: resource_pb2.TransactRequest) -> rq.Transact:
+def transact_request(m: resource_pb2.TransactRequest, owner: str | None = None) -> rq.Transact:
     return rq.Transact(
         compares=tuple(_compare(i, c) for i, c in enumerate(m.compares)),
         operations=tuple(_operation(i, o) for i, o in enumerate(m.operations)),
         fence=_fence(m.fence, m.HasField("fence")),
         request_id=m.request_id,
+        owner=owner,
     )
 
 
@@ -232,8 +243,8 @@ def _duration(micros: int) -> Duration:
     return duration
 
 
-def grant_request(m: lease_pb2.GrantLeaseRequest) -> rq.GrantLease:
-    return rq.GrantLease(ttl_seconds=m.ttl_seconds, holder=m.holder, request_id=m.request_id)
+def grant_request(m: lease_pb2.GrantLeaseRequest, owner: str | None = None) -> rq.GrantLease:
+    return rq.GrantLease(ttl_seconds=m.ttl_seconds, holder=m.holder, request_id=m.request_id, owner=owner)
 
 
 def lease_to_proto(lease: Lease, remaining_ms: int | None = None) -> lease_pb2.Lease:
@@ -266,7 +277,7 @@ def lease_ended_response(ended: LeaseEnded) -> lease_pb2.RevokeLeaseResponse:
     )
 
 
-def acquire_request(m: lock_pb2.AcquireLockRequest) -> rq.AcquireLock:
+def acquire_request(m: lock_pb2.AcquireLockRequest, owner: str | None = None) -> rq.AcquireLock:
     return rq.AcquireLock(
         name=m.name,
         lease_id=m.lease_id,
@@ -275,11 +286,12 @@ def acquire_request(m: lock_pb2.AcquireLockRequest) -> rq.AcquireLock:
         wait_timeout_seconds=_seconds(m.wait_timeout),
         lock_delay_seconds=_seconds(m.lock_delay) if m.HasField("lock_delay") else None,
         request_id=m.request_id,
+        owner=owner,
     )
 
 
-def release_request(m: lock_pb2.ReleaseLockRequest) -> rq.ReleaseLock:
-    return rq.ReleaseLock(name=m.name, token=m.token, request_id=m.request_id)
+def release_request(m: lock_pb2.ReleaseLockRequest, owner: str | None = None) -> rq.ReleaseLock:
+    return rq.ReleaseLock(name=m.name, token=m.token, request_id=m.request_id, owner=owner)
 
 
 def lock_to_proto(view: LockView) -> lock_pb2.Lock:

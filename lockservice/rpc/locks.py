@@ -8,6 +8,7 @@ import grpc
 
 from lockservice.core.locks import Locks
 from lockservice.rpc import convert
+from lockservice.rpc.auth import caller
 from lockservice.rpc.calls import unary_call
 from lockservice.v1 import lock_pb2, lock_pb2_grpc
 
@@ -22,11 +23,11 @@ class LockServicer(lock_pb2_grpc.LockServiceServicer):
 
     @unary_call("AcquireLock")
     async def AcquireLock(self, request: lock_pb2.AcquireLockRequest, context: Context) -> Any:
-        return convert.lock_to_proto(await self._locks.acquire(convert.acquire_request(request)))
+        return convert.lock_to_proto(await self._locks.acquire(convert.acquire_request(request, caller())))
 
     @unary_call("ReleaseLock")
     async def ReleaseLock(self, request: lock_pb2.ReleaseLockRequest, context: Context) -> Any:
-        view = await self._locks.release(convert.release_request(request))
+        view = await self._locks.release(convert.release_request(request, caller()))
         return lock_pb2.ReleaseLockResponse(lock=convert.lock_to_proto(view))
 
     @unary_call("GetLock")

@@ -10,6 +10,7 @@ import grpc
 from lockservice.core.resources import Resources
 from lockservice.core.watch import Watches
 from lockservice.rpc import convert
+from lockservice.rpc.auth import caller
 from lockservice.rpc.calls import streaming_call, unary_call
 from lockservice.v1 import resource_pb2, resource_pb2_grpc
 
@@ -25,7 +26,9 @@ class ResourceServicer(resource_pb2_grpc.ResourceServiceServicer):
 
     @unary_call("CreateResource")
     async def CreateResource(self, request: resource_pb2.CreateResourceRequest, context: Context) -> Any:
-        return convert.resource_to_proto(await self._resources.create(convert.create_request(request)))
+        return convert.resource_to_proto(
+            await self._resources.create(convert.create_request(request, caller()))
+        )
 
     @unary_call("GetResource")
     async def GetResource(self, request: resource_pb2.GetResourceRequest, context: Context) -> Any:
@@ -33,7 +36,9 @@ class ResourceServicer(resource_pb2_grpc.ResourceServiceServicer):
 
     @unary_call("UpdateResource")
     async def UpdateResource(self, request: resource_pb2.UpdateResourceRequest, context: Context) -> Any:
-        return convert.resource_to_proto(await self._resources.update(convert.update_request(request)))
+        return convert.resource_to_proto(
+            await self._resources.update(convert.update_request(request, caller()))
+        )
 
     @unary_call("DeleteResource")
     async def DeleteResource(self, request: resource_pb2.DeleteResourceRequest, context: Context) -> Any:
@@ -60,12 +65,14 @@ class ResourceServicer(resource_pb2_grpc.ResourceServiceServicer):
 
     @unary_call("CompareAndSet")
     async def CompareAndSet(self, request: resource_pb2.CompareAndSetRequest, context: Context) -> Any:
-        resource = await self._resources.compare_and_set(convert.compare_and_set_request(request))
+        resource = await self._resources.compare_and_set(convert.compare_and_set_request(request, caller()))
         return convert.resource_to_proto(resource)
 
     @unary_call("Transact")
     async def Transact(self, request: resource_pb2.TransactRequest, context: Context) -> Any:
-        return convert.transact_response(await self._resources.transact(convert.transact_request(request)))
+        return convert.transact_response(
+            await self._resources.transact(convert.transact_request(request, caller()))
+        )
 
     @streaming_call("Watch")
     async def Watch(self, request: resource_pb2.WatchRequest, context: Context) -> AsyncIterator[Any]:

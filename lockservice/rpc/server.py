@@ -1,25 +1,33 @@
-"""The gRPC server: services, health, reflection, and a graceful drain on SIGTERM."""
+"""The gRPC server: services, health, reflection, TLS, auth, metrics, and a graceful drain on SIGTERM."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import signal
+import os
+from collections.abc import Callable
 
 import grpc
 import structlog
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from lockservice.authfiles import load_policy, load_tokens
 from lockservice.config import Settings, is_postgres_url, sqlite_path
 from lockservice.core.expiry import Expirer
 from lockservice.core.leases import Leases
 from lockservice.core.locks import Locks
+from lockservice.core.quotas import StreamQuota
 from lockservice.core.resources import Resources
 from lockservice.core.watch import Watches
+from lockservice.rpc.auth import Guard
+from lockservice.rpc.calls import CallPolicy, install
+from lockservice.rpc.decoding import add_servicer
 from lockservice.rpc.leases import LeaseServicer
+from lockservice.rpc.lifecycle import Lifecycle
 from lockservice.rpc.locks import LockServicer
+from lockservice.rpc.metrics import ReportsStats, RpcMetrics, serve_metrics
 from lockservice.rpc.resources import ResourceServicer
+from lockservice.rpc.tls import server_credentials
 from lockservice.store.base import Store
 from lockservice.store.postgres import PostgresStore
 from lockservice.store.sqlite import SqliteStore
@@ -58,10 +66,44 @@ def _store_name(settings: Settings) -> str:
     return "postgresql" if is_postgres_url(settings.store) else sqlite_path(settings.store, settings.db)
 
 
+def _call_policy(settings: Settings) -> CallPolicy:
+    """What every call goes through. The files were validated at start (`Settings.validate`)."""
+    guard = None
+    if settings.authenticates:
+        guard = Guard(
+            load_tokens(settings.auth_tokens) if settings.auth_tokens else {},
+            load_policy(settings.auth_policy) if settings.auth_policy else None,
+            client_certificates=bool(settings.tls_client_ca),
+        )
+    return CallPolicy(
+        guard=guard,
+        metrics=RpcMetrics() if settings.metrics_listen else None,
+        quota=StreamQuota(settings.max_streams_per_client, settings.max_watchers_per_client),
+    )
+
+
+def _bind(server: grpc.aio.Server, settings: Settings) -> int:
+    """Opens the gRPC port: TLS when a certificate is set; a unix socket gets `--socket-mode`
+    from its creation on (no moment with wider permissions). RuntimeError if it cannot."""
+    listen = settings.listen
+    is_socket = listen.startswith("unix:")
+    umask = os.umask(0o777 & ~settings.socket_mode) if is_socket else None
+    try:
+        if settings.tls_cert:
+            credentials = server_credentials(settings.tls_cert, settings.tls_key, settings.tls_client_ca)
+            return server.add_secure_port(listen, credentials)
+        return server.add_insecure_port(listen)
+    finally:
+        if umask is not None:
+            os.umask(umask)
+
+
 async def serve(settings: Settings) -> int:
-    """Runs until SIGTERM or SIGINT; drains in-flight calls for the grace period; returns 0."""
+    """Runs until SIGTERM or SIGINT; drains in-flight calls for the grace period; returns 0
+    (1 when a port cannot be opened)."""
     limits = settings.limits
     store = await _open_store(settings)
+    policy = install(_call_policy(settings))
     message_limit = _message_limit(settings)
     server = grpc.aio.server(
         options=[
@@ -73,59 +115,71 @@ async def serve(settings: Settings) -> int:
     expirer = Expirer(store)
     watches = Watches(store, limits)
     locks = Locks(store, limits, expirer.poke)
-    resource_pb2_grpc.add_ResourceServiceServicer_to_server(
-        ResourceServicer(Resources(store, limits), watches), server
+    add_servicer(
+        resource_pb2_grpc.add_ResourceServiceServicer_to_server,
+        ResourceServicer(Resources(store, limits), watches),
+        server,
     )
-    lease_pb2_grpc.add_LeaseServiceServicer_to_server(
-        LeaseServicer(Leases(store, limits, expirer.poke)), server
+    add_servicer(
+        lease_pb2_grpc.add_LeaseServiceServicer_to_server,
+        LeaseServicer(Leases(store, limits, expirer.poke)),
+        server,
     )
-    lock_pb2_grpc.add_LockServiceServicer_to_server(LockServicer(locks), server)
-    health_servicer = health.aio.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    add_servicer(lock_pb2_grpc.add_LockServiceServicer_to_server, LockServicer(locks), server)
+    lifecycle = Lifecycle(server, policy, SERVICE_NAMES)
+    health_pb2_grpc.add_HealthServicer_to_server(lifecycle.health, server)
     reflection.enable_server_reflection(
         (*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
         server,
     )
-    for name in ("", *SERVICE_NAMES):
-        await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+    stop_metrics: Callable[[], None] | None = None
     try:
-        port = server.add_insecure_port(settings.listen)
-    except RuntimeError:
+        await lifecycle.starting(settings.health_listen)
+        port = _bind(server, settings)
+        if policy.metrics is not None:
+            policy.metrics.watchers.set_function(lambda: watches.active)
+            policy.metrics.watch_store(store)
+            stop_metrics = serve_metrics(policy.metrics, settings.metrics_listen)
+    except (RuntimeError, OSError) as error:
+        await lifecycle.close()
         await store.close()
-        _log.error("cannot listen", listen=settings.listen)
+        _log.error(
+            "cannot listen",
+            listen=settings.listen,
+            metrics_listen=settings.metrics_listen or None,
+            error=str(error),
+        )
         return 1
     await server.start()
     expirer.start()
-    for name in ("", *SERVICE_NAMES):
-        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    _log.info("serving", listen=settings.listen, port=port, store=_store_name(settings))
-
-    stopping = asyncio.Event()
-    signals_seen = 0
-
-    def on_signal() -> None:
-        nonlocal signals_seen
-        signals_seen += 1
-        stopping.set()
-        if signals_seen > 1:
-            _log.warning("second signal: stopping without waiting for in-flight calls")
-            asyncio.get_running_loop().create_task(server.stop(0))
-
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, on_signal)
+    sampler = None
+    if policy.metrics is not None and isinstance(store, ReportsStats):
+        sampler = asyncio.get_running_loop().create_task(policy.metrics.sample_stats(store))
+    await lifecycle.serving()
+    _log.info(
+        "serving",
+        listen=settings.listen,
+        port=port,
+        store=_store_name(settings),
+        tls="mutual" if settings.tls_client_ca else bool(settings.tls_cert),
+        auth=policy.guard is not None,
+        metrics_listen=settings.metrics_listen or None,
+    )
     try:
-        await stopping.wait()
-        _log.info("draining", grace_period_seconds=settings.grace_period_seconds)
-        await health_servicer.enter_graceful_shutdown()
-        watches.close()
-        locks.close()
-        await server.stop(settings.grace_period_seconds)
+        await lifecycle.wait_for_signal()
+
+        def end_waits() -> None:
+            watches.close()
+            locks.close()
+
+        await lifecycle.drain(settings.grace_period_seconds, end_waits)
     finally:
+        if sampler is not None:
+            sampler.cancel()
         await expirer.stop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(Exception):
-                loop.remove_signal_handler(sig)
+        await lifecycle.close()
+        if stop_metrics is not None:
+            stop_metrics()
         await store.close()
     _log.info("stopped")
     return 0

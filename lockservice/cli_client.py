@@ -1,0 +1,478 @@
+"""The client verbs of the `lockservice` command: get, put, cas, delete, list, watch, lease, lock.
+
+Each verb talks to `--target` (env LOCKSERVICE_TARGET, default 127.0.0.1:50051) through the
+Python client (`lockservice_client`, installed from clients/python), so none of the server's
+stack is loaded. A failure prints one line, `lockservice: error: REASON: message`, and the exit
+status says what kind it was:
+
+    0   success                        4   not found (key, version, lease, lock)
+    1   any other error                75  `lock`: the lock was lost while CMD ran (CMD was stopped)
+    2   bad usage                      126 `lock`: CMD cannot be run
+    3   conflict (ABORTED, ALREADY_EXISTS: the current state is in the message)
+                                       127 `lock`: CMD not found
+
+`lock NAME -- CMD ARGS...` otherwise exits with CMD's own status (128 + N if signal N ended it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, TypeAlias
+
+if TYPE_CHECKING:
+    from google.protobuf.message import Message
+    from lockservice_client import Client, LockserviceError
+    from lockservice_client.messages import Fence
+
+__all__ = [
+    "CLIENT_COMMANDS",
+    "EXIT_CANNOT_RUN",
+    "EXIT_COMMAND_NOT_FOUND",
+    "EXIT_CONFLICT",
+    "EXIT_ERROR",
+    "EXIT_LOCK_LOST",
+    "EXIT_NOT_FOUND",
+    "EXIT_USAGE",
+    "add_client_commands",
+    "main",
+]
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_CONFLICT = 3
+EXIT_NOT_FOUND = 4
+EXIT_LOCK_LOST = 75  # EX_TEMPFAIL: the lock can be taken again later
+EXIT_CANNOT_RUN = 126
+EXIT_COMMAND_NOT_FOUND = 127
+EXIT_INTERRUPTED = 130
+
+CLIENT_COMMANDS = ("get", "put", "cas", "delete", "list", "watch", "lease", "lock")
+DEFAULT_TARGET = "127.0.0.1:50051"
+TOKEN_VARIABLE = "LOCKSERVICE_TOKEN"
+
+Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+Handler = Callable[["Client", argparse.Namespace], int]
+
+
+def _fail(message: str) -> None:
+    print(f"lockservice: error: {message}", file=sys.stderr)
+
+
+def _exit_status_for(error: LockserviceError) -> int:
+    from lockservice_client import ConflictError, NotFound
+
+    if isinstance(error, ConflictError):
+        return EXIT_CONFLICT
+    if isinstance(error, NotFound):
+        return EXIT_NOT_FOUND
+    return EXIT_ERROR
+
+
+def _read(path: str) -> bytes:
+    with open(path, "rb") as file:
+        return file.read()
+
+
+def _connect(args: argparse.Namespace) -> Client:
+    from lockservice_client import Client, Tls
+
+    token = _read(args.token_file).decode().strip() if args.token_file else os.environ.get(TOKEN_VARIABLE)
+    tls = None
+    if args.tls or args.tls_ca or args.tls_cert:
+        tls = Tls(
+            root_certificates=_read(args.tls_ca) if args.tls_ca else None,
+            certificate_chain=_read(args.tls_cert) if args.tls_cert else None,
+            private_key=_read(args.tls_key) if args.tls_key else None,
+            server_name=args.tls_server_name or None,
+        )
+    return Client(args.target, tls=tls, token=token or None, timeout=args.timeout)
+
+
+def _runs(handler: Handler, args: argparse.Namespace) -> int:
+    """Connects, runs `handler`, and turns every failure into one line and an exit status."""
+    try:
+        from lockservice_client import LockserviceError
+    except ImportError:
+        _fail("the client verbs need the Python client: pip install ./clients/python")
+        return EXIT_ERROR
+    try:
+        with _connect(args) as client:
+            return handler(client, args)
+    except LockserviceError as error:
+        _fail(str(error))
+        return _exit_status_for(error)
+    except (OSError, ValueError) as error:
+        _fail(str(error))
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number of seconds")
+    return value
+
+
+def _non_negative_seconds(text: str) -> float:
+    return 0.0 if text in ("0", "0.0") else _positive_seconds(text)
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is negative")
+    return value
+
+
+def _fence(text: str) -> tuple[str, int]:
+    """NAME:TOKEN (a lock name may itself contain ':'; the token is what follows the last one)."""
+    name, _, token = text.rpartition(":")
+    if not name or not token.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not NAME:TOKEN")
+    return name, int(token)
+
+
+def _fence_of(args: argparse.Namespace) -> Fence | None:
+    from lockservice_client.messages import Fence
+
+    if args.fence is None:
+        return None
+    name, token = args.fence
+    return Fence(lock_name=name, token=token)
+
+
+def _value_of(args: argparse.Namespace) -> bytes:
+    """VALUE as bytes; `-` or no VALUE reads standard input."""
+    if args.value in (None, "-"):
+        return sys.stdin.buffer.read()
+    return os.fsencode(args.value)
+
+
+def _common_options() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    target = os.environ.get("LOCKSERVICE_TARGET") or DEFAULT_TARGET
+    common.add_argument(
+        "--target",
+        default=target,
+        metavar="ADDRESS",
+        help=f"HOST:PORT or unix:PATH of the server [env LOCKSERVICE_TARGET; default {DEFAULT_TARGET}]",
+    )
+    common.add_argument(
+        "--timeout", type=_positive_seconds, default=10.0, metavar="SECONDS", help="deadline of each call"
+    )
+    common.add_argument("--tls", action="store_true", help="use TLS with the system's trusted roots")
+    common.add_argument("--tls-ca", default="", metavar="PATH", help="PEM CA that signed the server: use TLS")
+    common.add_argument("--tls-cert", default="", metavar="PATH", help="PEM client certificate (mTLS)")
+    common.add_argument("--tls-key", default="", metavar="PATH", help="PEM key of --tls-cert")
+    common.add_argument(
+        "--tls-server-name", default="", metavar="NAME", help="name to expect in the server's certificate"
+    )
+    common.add_argument(
+        "--token-file",
+        default="",
+        metavar="PATH",
+        help=f"file holding a bearer token (needs TLS) [or the token itself in env {TOKEN_VARIABLE}]",
+    )
+    return common
+
+
+def _json_line(message: Message) -> str:
+    from google.protobuf import json_format
+
+    return json_format.MessageToJson(message, preserving_proto_field_name=True, indent=None)
+
+
+# Resources.
+
+
+def _get(client: Client, args: argparse.Namespace) -> int:
+    resource = client.get(args.key, version=args.version)
+    if args.json:
+        print(_json_line(resource))
+    else:
+        sys.stdout.buffer.write(resource.value)
+        sys.stdout.flush()
+    return 0
+
+
+def _put(client: Client, args: argparse.Namespace) -> int:
+    value = _value_of(args)
+    if args.if_version == 0:
+        resource = client.create(args.key, value, content_type=args.content_type, lease_id=args.lease)
+    else:
+        resource = client.put(
+            args.key,
+            value,
+            expected_version=args.if_version,
+            content_type=args.content_type,
+            fence=_fence_of(args),
+            lease_id=args.lease,
+        )
+    print(f"{resource.key} version {resource.version}")
+    return 0
+
+
+def _cas(client: Client, args: argparse.Namespace) -> int:
+    resource = client.compare_and_set(
+        args.key,
+        _value_of(args),
+        expected_version=args.expect_version,
+        expected_etag=args.expect_etag,
+        expected_value=None if args.expect_value is None else os.fsencode(args.expect_value),
+        expect_absent=args.expect_absent,
+        content_type=args.content_type,
+        fence=_fence_of(args),
+        lease_id=args.lease,
+    )
+    print(f"{resource.key} version {resource.version}")
+    return 0
+
+
+def _delete(client: Client, args: argparse.Namespace) -> int:
+    deleted = client.delete(
+        args.key, expected_version=args.if_version, allow_missing=args.missing_ok, fence=_fence_of(args)
+    )
+    if deleted.HasField("resource"):
+        print(f"{args.key} deleted at revision {deleted.revision}")
+    else:
+        print(f"{args.key} was already missing")
+    return 0
+
+
+def _list(client: Client, args: argparse.Namespace) -> int:
+    for resource in client.list(args.prefix, with_values=args.json):
+        print(_json_line(resource) if args.json else f"{resource.key} version {resource.version}")
+    return 0
+
+
+def _watch(client: Client, args: argparse.Namespace) -> int:
+    from lockservice_client.messages import WatchEvent
+
+    events = client.watch(args.key, prefix=args.prefix, start_revision=args.from_revision)
+    for seen, event in enumerate(events, start=1):
+        if args.json:
+            line = _json_line(event)
+        else:
+            kind = WatchEvent.EventType.Name(event.type)
+            line = f"{kind} {event.resource.key} version {event.resource.version} revision {event.revision}"
+        print(line, flush=True)
+        if seen == args.count:
+            break
+    return 0
+
+
+# Leases.
+
+
+def _lease_grant(client: Client, args: argparse.Namespace) -> int:
+    print(client.grant_lease(args.ttl, holder=args.holder).lease_id)
+    return 0
+
+
+def _lease_get(client: Client, args: argparse.Namespace) -> int:
+    print(_json_line(client.get_lease(args.lease_id)))
+    return 0
+
+
+def _lease_refresh(client: Client, args: argparse.Namespace) -> int:
+    lease = client.refresh_lease(args.lease_id)
+    print(f"{lease.lease_id} refreshed for {lease.ttl_seconds}s")
+    return 0
+
+
+def _lease_revoke(client: Client, args: argparse.Namespace) -> int:
+    revoked = client.revoke_lease(args.lease_id)
+    print(f"{args.lease_id} revoked at revision {revoked.revision}")
+    return 0
+
+
+# Locks.
+
+
+def _run_lock(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """`lock [OPTIONS] NAME [--] CMD...`, and also `lock NAME OPTIONS -- CMD...`: argparse hands
+    everything after NAME to CMD, so options found before a `--` there are parsed again."""
+    if "--" in args.argv and args.argv[0] != "--":
+        split = args.argv.index("--")
+        parser.parse_args([*args.argv[:split], args.name, *args.argv[split:]], namespace=args)
+    if args.argv[:1] == ["--"]:
+        args.argv = args.argv[1:]
+    if not args.argv:
+        _fail("lock needs a command: lockservice lock NAME -- CMD [ARGS...]")
+        return EXIT_USAGE
+    return _runs(_lock, args)
+
+
+def _lock(client: Client, args: argparse.Namespace) -> int:
+    from lockservice_client.command import run_locked
+
+    command = args.argv
+    try:
+        run = run_locked(
+            client,
+            args.name,
+            command,
+            ttl_seconds=args.ttl,
+            wait=args.wait,
+            holder=args.holder,
+            kill_after=args.kill_after,
+            extra_env={"LOCKSERVICE_TARGET": args.target},
+        )
+    except FileNotFoundError:
+        _fail(f"{command[0]}: command not found")
+        return EXIT_COMMAND_NOT_FOUND
+    except PermissionError:
+        _fail(f"{command[0]}: cannot run (permission denied)")
+        return EXIT_CANNOT_RUN
+    if run.lost:
+        _fail(f"lock {args.name} (token {run.token}) was lost while {command[0]} ran: {run.lost_cause}")
+        return EXIT_LOCK_LOST
+    return run.exit_status
+
+
+# The parsers.
+
+
+def _verb(
+    sub: Subparsers, name: str, handler: Handler, common: argparse.ArgumentParser, help_text: str
+) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = sub.add_parser(
+        name, parents=[common], help=help_text, description=help_text
+    )
+    parser.set_defaults(run=functools.partial(_runs, handler))
+    return parser
+
+
+def _add_write_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "value", nargs="?", metavar="VALUE", help="the value; '-' or none reads standard input"
+    )
+    parser.add_argument("--content-type", default="", metavar="TYPE", help="media type of the value")
+    parser.add_argument("--lease", default="", metavar="LEASE_ID", help="attach the key to this lease")
+    parser.add_argument(
+        "--fence", type=_fence, metavar="NAME:TOKEN", help="refuse unless TOKEN holds lock NAME"
+    )
+
+
+def _add_resource_verbs(sub: Subparsers, common: argparse.ArgumentParser) -> None:
+    get = _verb(sub, "get", _get, common, "print a key's value (exit 4 if missing)")
+    get.add_argument("key", metavar="KEY")
+    get.add_argument("--version", type=_non_negative_int, default=0, help="a retained past version")
+    get.add_argument("--json", action="store_true", help="print the whole resource as one JSON line")
+
+    put = _verb(sub, "put", _put, common, "write a key (exit 3 if --if-version is stale)")
+    put.add_argument("key", metavar="KEY")
+    _add_write_options(put)
+    put.add_argument(
+        "--if-version",
+        type=_non_negative_int,
+        metavar="N",
+        help="only if the key is at version N (0: absent)",
+    )
+
+    cas = _verb(sub, "cas", _cas, common, "compare-and-set a key (exit 3 if the compare fails)")
+    cas.add_argument("key", metavar="KEY")
+    _add_write_options(cas)
+    expectation = cas.add_mutually_exclusive_group(required=True)
+    expectation.add_argument("--expect-version", type=_non_negative_int, metavar="N")
+    expectation.add_argument("--expect-etag", metavar="ETAG")
+    expectation.add_argument("--expect-value", metavar="VALUE")
+    expectation.add_argument("--expect-absent", action="store_true")
+
+    delete = _verb(sub, "delete", _delete, common, "delete a key (exit 4 if missing, 3 if stale)")
+    delete.add_argument("key", metavar="KEY")
+    delete.add_argument("--if-version", type=_non_negative_int, metavar="N", help="only if at version N")
+    delete.add_argument("--missing-ok", action="store_true", help="succeed when the key is already missing")
+    delete.add_argument(
+        "--fence", type=_fence, metavar="NAME:TOKEN", help="refuse unless TOKEN holds lock NAME"
+    )
+
+    listing = _verb(sub, "list", _list, common, "list keys under a prefix: 'KEY version N' lines")
+    listing.add_argument("prefix", nargs="?", default="", metavar="PREFIX")
+    listing.add_argument("--json", action="store_true", help="one JSON line per resource, with its value")
+
+    watch = _verb(sub, "watch", _watch, common, "print changes: 'PUT|DELETE|EXPIRE KEY version V revision R'")
+    watch.add_argument("key", metavar="KEY")
+    watch.add_argument("--prefix", action="store_true", help="watch every key under KEY")
+    watch.add_argument(
+        "--from-revision", type=_non_negative_int, default=0, metavar="R", help="replay from R"
+    )
+    watch.add_argument("--count", type=_non_negative_int, default=0, metavar="N", help="exit after N events")
+    watch.add_argument("--json", action="store_true", help="one JSON line per event")
+
+
+def _add_lease_verbs(sub: Subparsers, common: argparse.ArgumentParser) -> None:
+    lease = sub.add_parser("lease", help="grant, inspect, refresh or revoke a lease")
+    lease_sub = lease.add_subparsers(dest="lease_command", required=True, metavar="ACTION")
+    grant = _verb(lease_sub, "grant", _lease_grant, common, "grant a lease and print its id")
+    grant.add_argument("ttl", type=_non_negative_int, metavar="TTL_SECONDS")
+    grant.add_argument("--holder", default=None, help="who holds it (default HOST:PID)")
+    for name, handler, help_text in (
+        ("get", _lease_get, "print a lease as one JSON line"),
+        ("refresh", _lease_refresh, "extend a lease to its full TTL"),
+        ("revoke", _lease_revoke, "end a lease: release its locks, delete its keys"),
+    ):
+        _verb(lease_sub, name, handler, common, help_text).add_argument("lease_id", metavar="LEASE_ID")
+
+
+def _add_lock_verb(sub: Subparsers, common: argparse.ArgumentParser) -> None:
+    lock = _verb(
+        sub, "lock", _lock, common, "run CMD while holding lock NAME (token in $LOCKSERVICE_FENCING_TOKEN)"
+    )
+    lock.set_defaults(run=functools.partial(_run_lock, lock))
+    lock.add_argument("name", metavar="NAME")
+    lock.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD [ARGS...]")
+    lock.add_argument(
+        "--ttl", type=_non_negative_int, default=10, metavar="SECONDS", help="lease TTL (default 10)"
+    )
+    lock.add_argument(
+        "--wait",
+        type=_non_negative_seconds,
+        default=0.0,
+        metavar="SECONDS",
+        help="queue this long if held (default: exit 3)",
+    )
+    lock.add_argument("--holder", default=None, help="who holds it (default HOST:PID)")
+    lock.add_argument(
+        "--kill-after",
+        type=_positive_seconds,
+        default=10.0,
+        metavar="SECONDS",
+        help="if the lock is lost: SIGTERM CMD, then SIGKILL after this long (default 10)",
+    )
+
+
+def add_client_commands(sub: Subparsers) -> None:
+    """Registers the client verbs; each sets `run(args) -> exit status` as the `serve` parser does."""
+    common = _common_options()
+    _add_resource_verbs(sub, common)
+    _add_lease_verbs(sub, common)
+    _add_lock_verb(sub, common)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The client verbs alone, as `python -m lockservice.cli_client VERB ...`."""
+    parser = argparse.ArgumentParser(prog="lockservice", description=__doc__.split("\n\n")[0])
+    add_client_commands(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+    run: Callable[[argparse.Namespace], int] = args.run
+    return run(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

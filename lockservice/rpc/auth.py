@@ -1,0 +1,87 @@
+"""Who is calling, and may they: authentication from the call, authorization by the core's table.
+
+An identity comes from a bearer token in the `authorization` metadata (`Bearer TOKEN`, checked
+against the `--auth-tokens` file) or, without a token, from the verified client certificate of a
+mutual-TLS connection (its subject common name, else its first subject alternative name). A
+token that is presented must be valid, even on a connection with a client certificate.
+
+The identity of the current call is kept in a context variable (each gRPC call runs in its own
+task, so its own context) for the servicers, which pass it to the core as the owner of leases.
+Nothing here runs, and nothing costs, when authentication is off.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Mapping
+from typing import Any
+
+import grpc
+
+from lockservice.authfiles import token_digest
+from lockservice.core.access import AccessPolicy
+from lockservice.errors import Unauthenticated
+from lockservice.rpc.permissions import required_access
+
+__all__ = ["Guard", "caller"]
+
+_caller: contextvars.ContextVar[str | None] = contextvars.ContextVar("lockservice_caller", default=None)
+_BEARER = "bearer "
+
+
+def caller() -> str | None:
+    """The authenticated identity of the current call; None when authentication is off."""
+    return _caller.get()
+
+
+def _certificate_identity(context: grpc.aio.ServicerContext[Any, Any]) -> str | None:
+    auth = context.auth_context()
+    for property_name in ("x509_common_name", "x509_subject_alternative_name"):
+        for value in auth.get(property_name) or ():
+            return value.decode()
+    return None
+
+
+class Guard:
+    """Authenticates every call, then checks the rights its request needs on its keys."""
+
+    def __init__(
+        self, tokens: Mapping[bytes, str], policy: AccessPolicy | None, *, client_certificates: bool
+    ) -> None:
+        self._tokens = dict(tokens)
+        self._policy = policy
+        self._client_certificates = client_certificates
+
+    def identify(self, context: grpc.aio.ServicerContext[Any, Any]) -> str:
+        for key, value in context.invocation_metadata() or ():
+            if key == "authorization":
+                return self._token_identity(str(value))
+        if self._client_certificates:
+            identity = _certificate_identity(context)
+            if identity:
+                return identity
+        raise Unauthenticated(
+            "this server needs credentials: send 'authorization: Bearer TOKEN' metadata"
+            + (" or connect with a client certificate" if self._client_certificates else ""),
+            metadata={"scheme": "Bearer"},
+        )
+
+    def _token_identity(self, header: str) -> str:
+        if header[: len(_BEARER)].lower() != _BEARER:
+            raise Unauthenticated(
+                "the authorization metadata must be 'Bearer TOKEN'", metadata={"scheme": "Bearer"}
+            )
+        identity = self._tokens.get(token_digest(header[len(_BEARER) :].strip()))
+        if identity is None:
+            raise Unauthenticated("the bearer token is not valid", metadata={"scheme": "Bearer"})
+        return identity
+
+    def admit(self, method: str, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> str:
+        """The caller's identity, once it may make this call; raises UNAUTHENTICATED or
+        PERMISSION_DENIED otherwise. Binds the identity to the call's context for `caller()`."""
+        identity = self.identify(context)
+        if self._policy is not None:
+            for right, key, whole_prefix in required_access(method, request):
+                self._policy.check(identity, right, key, whole_prefix=whole_prefix)
+        _caller.set(identity)
+        return identity

@@ -1,0 +1,108 @@
+"""Start and stop: health status across both, signals, and the graceful drain.
+
+grpc.health.v1 answers NOT_SERVING from before the port opens until the server is ready, and
+again from the first SIGTERM (or SIGINT) on, so load balancers and probes stop sending before
+the server stops answering. The drain then refuses new calls with UNAVAILABLE / SHUTTING_DOWN
+(a client retries elsewhere), ends watches and lock waits the same way, and waits up to the
+grace period for the calls in flight to be answered and the streams to end. A second signal
+stops at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+from collections.abc import Callable
+
+import grpc
+import structlog
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from lockservice.rpc.calls import CallPolicy
+
+__all__ = ["Lifecycle"]
+
+_log = structlog.get_logger("lockservice.server")
+
+_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+_POLL_SECONDS = 0.01
+# After the last call is answered, time for its response to leave before the port closes.
+_FLUSH_SECONDS = 1.0
+# How long no call may arrive before the drain stops the transport.
+_QUIET_SECONDS = 0.25
+
+
+class Lifecycle:
+    def __init__(self, server: grpc.aio.Server, policy: CallPolicy, services: tuple[str, ...]) -> None:
+        self.health = health.aio.HealthServicer()
+        self._server = server
+        self._policy = policy
+        self._services = ("", *services)
+        self._stopping = asyncio.Event()
+        self._now = asyncio.Event()  # the second signal
+        self._signals = 0
+        self._health_server: grpc.aio.Server | None = None
+
+    async def _set_all(self, status: health_pb2.HealthCheckResponse.ServingStatus.ValueType) -> None:
+        for name in self._services:
+            await self.health.set(name, status)
+
+    async def starting(self, health_listen: str = "") -> None:
+        """NOT_SERVING from now on. With `health_listen`, also answers health checks there, in
+        plaintext and nothing else, for probes that cannot reach the main port (kubelet's native
+        gRPC probes speak neither TLS nor a pod-local unix socket). RuntimeError if it cannot bind."""
+        await self._set_all(health_pb2.HealthCheckResponse.NOT_SERVING)
+        if health_listen:
+            self._health_server = grpc.aio.server()
+            health_pb2_grpc.add_HealthServicer_to_server(self.health, self._health_server)
+            self._health_server.add_insecure_port(health_listen)
+            await self._health_server.start()
+
+    async def serving(self) -> None:
+        await self._set_all(health_pb2.HealthCheckResponse.SERVING)
+        loop = asyncio.get_running_loop()
+        for sig in _SIGNALS:
+            loop.add_signal_handler(sig, self._on_signal)
+
+    def _on_signal(self) -> None:
+        self._signals += 1
+        if self._signals > 1:
+            _log.warning("second signal: stopping without waiting for in-flight calls")
+            self._now.set()
+        self._stopping.set()
+
+    async def wait_for_signal(self) -> None:
+        await self._stopping.wait()
+
+    async def drain(self, grace_seconds: float, end_waits: Callable[[], None]) -> None:
+        """Refuses new calls, ends the endless ones (`end_waits`: watches and lock waits), waits
+        up to `grace_seconds` (or a second signal) for the calls in flight, and stops the server.
+        Streams still open then (KeepAlive) are cancelled."""
+        _log.info("draining", grace_period_seconds=grace_seconds, in_flight=self._policy.in_flight)
+        self._policy.draining = True
+        await self.health.enter_graceful_shutdown()
+        end_waits()
+        began = time.monotonic()
+        deadline = began + grace_seconds
+        while time.monotonic() < deadline and not self._now.is_set() and not self._quiet(began):
+            await asyncio.sleep(_POLL_SECONDS)
+        if self._policy.in_flight and not self._now.is_set():
+            _log.warning("grace period over: cancelling calls in flight", in_flight=self._policy.in_flight)
+        flush = 0.0 if self._now.is_set() else min(_FLUSH_SECONDS, max(0.0, deadline - time.monotonic()))
+        await self._server.stop(flush)
+
+    def _quiet(self, began: float) -> bool:
+        """No call in flight, and none refused for a moment: clients have seen the drain, so
+        stopping the transport now cuts no call that a refusal could have answered."""
+        last = max(began, self._policy.last_refused)
+        return not self._policy.in_flight and time.monotonic() - last >= _QUIET_SECONDS
+
+    async def close(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in _SIGNALS:
+            with contextlib.suppress(Exception):
+                loop.remove_signal_handler(sig)
+        if self._health_server is not None:
+            await self._health_server.stop(0)

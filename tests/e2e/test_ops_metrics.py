@@ -1,0 +1,93 @@
+"""Prometheus metrics on --metrics-listen: exposed, and moving after calls."""
+
+from __future__ import annotations
+
+import time
+
+import grpc
+import pytest
+
+from lockservice.v1 import lock_pb2, lock_pb2_grpc, resource_pb2, resource_pb2_grpc
+from tests.conftest import free_port
+from tests.e2e.ops_support import scrape
+from tests.e2e.support import ServerFactory, create, expect_failure
+
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def value(samples: Samples, name: str, **labels: str) -> float:
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+def wait_for(port: int, name: str, expected: float, **labels: str) -> Samples:
+    """Scrapes until `name{labels}` reads `expected` (a gauge sampled at scrape time)."""
+    deadline = time.monotonic() + 5
+    samples = scrape(port)
+    while value(samples, name, **labels) != expected and time.monotonic() < deadline:
+        time.sleep(0.05)
+        samples = scrape(port)
+    return samples
+
+
+@pytest.mark.backend_specific(
+    "sqlite", reason="calls are measured above the store; SQLite counts its commits"
+)
+def test_metrics_move_after_calls(server_factory: ServerFactory, prefix: str) -> None:
+    port = free_port()
+    server = server_factory(["--metrics-listen", f"127.0.0.1:{port}"]).start()
+    before = scrape(port)
+    assert value(before, "lockservice_rpc_calls_total", method="CreateResource", code="OK") == 0
+    assert value(before, "process_resident_memory_bytes") > 0
+
+    key = f"{prefix}/k"
+    with grpc.insecure_channel(server.address) as channel:
+        resources = resource_pb2_grpc.ResourceServiceStub(channel)
+        locks = lock_pb2_grpc.LockServiceStub(channel)
+        create(resources, key, b"v")
+        expect_failure(
+            resources.CreateResource,
+            resource_pb2.CreateResourceRequest(key=key, value=b"v"),
+            grpc.StatusCode.ALREADY_EXISTS,
+            "RESOURCE_EXISTS",
+        )
+        expect_failure(
+            resources.UpdateResource,
+            resource_pb2.UpdateResourceRequest(key=key, value=b"w", expected_version=9),
+            grpc.StatusCode.ABORTED,
+            "VERSION_MISMATCH",
+        )
+        acquire = lock_pb2.AcquireLockRequest(name=f"{prefix}/lock", ttl_seconds=10)
+        acquire.wait_timeout.FromMilliseconds(200)
+        locks.AcquireLock(acquire, timeout=5)
+        expect_failure(locks.AcquireLock, acquire, grpc.StatusCode.ABORTED, "LOCK_HELD")
+        watch = resources.Watch(resource_pb2.WatchRequest(key=key), timeout=10)
+        next(iter(watch))  # established
+        during = wait_for(port, "lockservice_watchers", 1)
+        watch.cancel()
+
+    assert value(during, "lockservice_watchers") == 1
+    assert value(during, "lockservice_rpc_calls_total", method="CreateResource", code="OK") == 1
+    assert value(during, "lockservice_rpc_calls_total", method="CreateResource", code="ALREADY_EXISTS") == 1
+    assert value(during, "lockservice_rpc_calls_total", method="UpdateResource", code="ABORTED") == 1
+    assert value(during, "lockservice_rpc_duration_seconds_count", method="CreateResource") == 2
+    assert value(during, "lockservice_rpc_duration_seconds_bucket", method="CreateResource", le="+Inf") == 2
+    assert value(during, "lockservice_conflicts_total", reason="RESOURCE_EXISTS") == 1
+    assert value(during, "lockservice_conflicts_total", reason="VERSION_MISMATCH") == 1
+    assert value(during, "lockservice_conflicts_total", reason="LOCK_HELD") == 1
+    assert value(during, "lockservice_lock_wait_seconds_count", outcome="acquired") == 1
+    assert value(during, "lockservice_lock_wait_seconds_count", outcome="timed_out") == 1
+    assert value(during, "lockservice_lock_wait_seconds_sum", outcome="timed_out") >= 0.2
+    assert value(during, "lockservice_store_commits_total") >= 1
+    # The create, the acquire, the queued acquire and its leaving the queue, at least.
+    assert value(during, "lockservice_store_committed_writes_total") >= 4
+
+    after = wait_for(port, "lockservice_watchers", 0)
+    assert value(after, "lockservice_watchers") == 0
+    assert server.stop() == 0
+
+
+@pytest.mark.backend_specific("sqlite", reason="which ports a server opens does not depend on its store")
+def test_no_metrics_port_unless_asked(server_factory: ServerFactory) -> None:
+    server = server_factory().start()
+    assert "metrics_listen" in server.logs()
+    assert '"metrics_listen": null' in server.logs()

@@ -1,0 +1,82 @@
+"""The metrics registry: per-call observations, and what a store reports about itself."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from prometheus_client import generate_latest
+
+from lockservice.rpc.metrics import RpcMetrics
+from lockservice.v1 import lock_pb2, resource_pb2
+
+
+class ReportingStore:
+    """A store with every optional report: counters, a commit observer and statistics."""
+
+    commits = 3
+    committed_bodies = 7
+
+    def __init__(self) -> None:
+        self.observer: Callable[[int, float], None] | None = None
+
+    def observe_commits(self, observer: Callable[[int, float], None]) -> None:
+        self.observer = observer
+
+    async def stats(self) -> dict[str, int]:
+        return {"leases": 2, "locks_held": 1, "waiters": 4, "size_bytes": 8192}
+
+
+def sample(metrics: RpcMetrics, name: str, labels: dict[str, str] | None = None) -> float | None:
+    value: float | None = metrics.registry.get_sample_value(name, labels or {})
+    return value
+
+
+def test_calls_conflicts_and_lock_waits() -> None:
+    metrics = RpcMetrics()
+    get = resource_pb2.GetResourceRequest(key="k")
+    metrics.observe_call("GetResource", get, "OK", "", 0.002)
+    metrics.observe_call("GetResource", get, "NOT_FOUND", "RESOURCE_NOT_FOUND", 0.001)
+    update = resource_pb2.UpdateResourceRequest(key="k")
+    metrics.observe_call("UpdateResource", update, "ABORTED", "VERSION_MISMATCH", 0.003)
+    waiting = lock_pb2.AcquireLockRequest(name="n")
+    waiting.wait_timeout.FromSeconds(1)
+    metrics.observe_call("AcquireLock", waiting, "ABORTED", "LOCK_HELD", 1.0)
+    metrics.observe_call("AcquireLock", lock_pb2.AcquireLockRequest(name="n"), "OK", "", 0.001)
+
+    assert sample(metrics, "lockservice_rpc_calls_total", {"method": "GetResource", "code": "OK"}) == 1
+    assert sample(metrics, "lockservice_rpc_calls_total", {"method": "GetResource", "code": "NOT_FOUND"}) == 1
+    assert sample(metrics, "lockservice_rpc_duration_seconds_count", {"method": "GetResource"}) == 2
+    assert sample(metrics, "lockservice_conflicts_total", {"reason": "VERSION_MISMATCH"}) == 1
+    assert sample(metrics, "lockservice_conflicts_total", {"reason": "RESOURCE_NOT_FOUND"}) is None
+    assert sample(metrics, "lockservice_lock_wait_seconds_count", {"outcome": "timed_out"}) == 1
+    # An acquire that does not wait is no lock wait.
+    assert sample(metrics, "lockservice_lock_wait_seconds_count", {"outcome": "acquired"}) is None
+
+
+def test_what_the_store_reports() -> None:
+    metrics = RpcMetrics()
+    store = ReportingStore()
+    metrics.watch_store(store)
+    assert sample(metrics, "lockservice_store_commits_total") == 3
+    assert sample(metrics, "lockservice_store_committed_writes_total") == 7
+    assert store.observer is not None
+    store.observer(16, 0.004)
+    assert sample(metrics, "lockservice_store_commit_batch_size_sum") == 16
+    assert sample(metrics, "lockservice_store_commit_duration_seconds_count") == 1
+
+    async def one_sample() -> None:
+        task = asyncio.get_running_loop().create_task(metrics.sample_stats(store))
+        await asyncio.sleep(0.01)
+        task.cancel()
+
+    asyncio.run(one_sample())
+    assert sample(metrics, "lockservice_store_leases") == 2
+    assert sample(metrics, "lockservice_store_size_bytes") == 8192
+    assert b"lockservice_store_waiters 4.0" in generate_latest(metrics.registry)
+
+
+def test_a_store_without_reports_adds_nothing() -> None:
+    metrics = RpcMetrics()
+    metrics.watch_store(object())
+    assert sample(metrics, "lockservice_store_commits_total") is None

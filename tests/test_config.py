@@ -1,0 +1,168 @@
+"""Settings: one precedence (flag > variable > config file > default), one clear line per problem,
+every setting documented, and the auth files read strictly."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from lockservice.authfiles import AuthFileError, load_policy, load_tokens, token_digest
+from lockservice.cli import main
+from lockservice.config import Settings
+from lockservice.core.access import Right
+from lockservice.options import OPTIONS, resolve
+
+ROOT = Path(__file__).resolve().parent.parent
+TOKEN = "0123456789abcdef0123456789abcdef"
+
+
+def no_flags(**given: str) -> dict[str, str | None]:
+    flags: dict[str, str | None] = {option.name: None for option in OPTIONS}
+    flags.update({name.replace("_", "-"): value for name, value in given.items()})
+    return flags
+
+
+def test_flag_beats_variable_beats_config_file_beats_default(tmp_path: Path) -> None:
+    config = tmp_path / "lockservice.toml"
+    config.write_text(
+        'listen = "127.0.0.1:1111"\nmax-key-bytes = 100\nlock-delay = 2\nsocket-mode = "0600"\n'
+    )
+    env = {"LOCKSERVICE_CONFIG": str(config), "LOCKSERVICE_LISTEN": "127.0.0.1:2222"}
+    settings, problems = resolve(no_flags(max_key_bytes="200"), env)
+    assert problems == []
+    assert settings.listen == "127.0.0.1:2222"  # variable over file
+    assert settings.limits.max_key_bytes == 200  # flag over file
+    assert settings.limits.default_lock_delay_seconds == 2.0  # file over default
+    assert settings.socket_mode == 0o600
+    assert settings.db == Settings().db  # default
+    # --config beats LOCKSERVICE_CONFIG.
+    other = tmp_path / "other.toml"
+    other.write_text('db = "/tmp/other.db"\n')
+    settings, problems = resolve(no_flags(config=str(other)), env)
+    assert (problems, settings.db, settings.limits.max_key_bytes) == ([], "/tmp/other.db", 512)
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("listen = 5", "listen in {path}: 5 is not a string"),
+        ('max-key-bytes = "many"', "max-key-bytes in {path}: 'many' is not an integer"),
+        ("grace-period = true", "grace-period in {path}: True is not a number"),
+        ('socket-mode = "rw"', "socket-mode in {path}: 'rw' is not an octal file mode such as 0660"),
+        ("colour = 1", "--config: {path} has an unknown setting 'colour' (see lockservice serve --help)"),
+        ("listen = ", "--config: {path} is not valid TOML: Invalid value (at end of document)"),
+    ],
+)
+def test_config_file_problems_are_one_line_each(tmp_path: Path, text: str, problem: str) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text(text)
+    _, problems = resolve(no_flags(config=str(config)), {})
+    assert problems == [problem.format(path=config)]
+
+
+def test_bad_values_name_their_source() -> None:
+    _, problems = resolve(no_flags(max_waiters="x"), {"LOCKSERVICE_GRACE_PERIOD": "soon"})
+    assert problems == [
+        "LOCKSERVICE_GRACE_PERIOD: 'soon' is not a number",
+        "--max-waiters: 'x' is not an integer",
+    ]
+    _, problems = resolve(no_flags(config="/nonexistent/c.toml"), {})
+    assert problems == ["--config: cannot read /nonexistent/c.toml: No such file or directory"]
+
+
+def test_security_settings_are_checked_together(tmp_path: Path) -> None:
+    missing = str(tmp_path / "missing.pem")
+    settings = Settings(
+        db=str(tmp_path / "x.db"),
+        tls_cert=missing,
+        tls_client_ca=missing,
+        auth_policy=missing,
+        metrics_listen="nowhere",
+    )
+    assert settings.validate() == [
+        "--metrics-listen: 'nowhere' is not HOST:PORT",
+        "--tls-cert and --tls-key: give both or neither",
+        f"--tls-cert: {missing} is not a file",
+        f"--tls-client-ca: {missing} is not a file",
+        f"--auth-policy: cannot read {missing}: FileNotFoundError",
+    ]
+    settings = Settings(db=str(tmp_path / "x.db"), tls_client_ca=missing, auth_policy=missing)
+    assert settings.validate()[:2] == [
+        "--tls-client-ca: client certificates need TLS; give --tls-cert and --tls-key",
+        f"--tls-client-ca: {missing} is not a file",
+    ]
+    no_identities = Settings(db=str(tmp_path / "x.db"), auth_policy=missing)
+    assert (
+        "--auth-policy: needs identities: give --auth-tokens or --tls-client-ca" in no_identities.validate()
+    )
+
+
+def test_every_setting_is_a_flag_in_the_help_and_a_row_of_the_readme(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["serve", "--help"]) == 0
+    help_text = capsys.readouterr().out
+    readme = (ROOT / "README.md").read_text()
+    for option in OPTIONS:
+        assert option.flag in help_text
+        assert option.variable in help_text
+        assert re.search(rf"^\| `{option.flag}` \| `{option.variable}` \|", readme, re.M), option.flag
+    assert "--config" in help_text
+
+
+def test_tokens_file(tmp_path: Path) -> None:
+    path = tmp_path / "tokens"
+    path.write_text(f"# identity token\n\nalice {TOKEN}  # the orders service\nspiffe://x/bob {TOKEN}ff\n")
+    assert load_tokens(str(path)) == {
+        token_digest(TOKEN): "alice",
+        token_digest(TOKEN + "ff"): "spiffe://x/bob",
+    }
+
+
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [
+        ("alice", "expected IDENTITY TOKEN separated by spaces"),
+        (f"al ice {TOKEN}", "expected IDENTITY TOKEN separated by spaces"),
+        (f"al'ice {TOKEN}", "the identity may only use A-Z a-z 0-9 . _ ~ : / @ + = , ! -"),
+        ("alice short", "the token must be at least 16 characters of A-Z a-z 0-9 - . _ ~ + / (as"),
+        (f"alice {TOKEN}\nbob {TOKEN}", "this token is already given to another line"),
+    ],
+)
+def test_bad_tokens_file_lines(tmp_path: Path, line: str, problem: str) -> None:
+    path = tmp_path / "tokens"
+    path.write_text(line + "\n")
+    with pytest.raises(AuthFileError) as caught:
+        load_tokens(str(path))
+    assert str(caught.value).startswith(f"{path} line ")
+    assert problem in str(caught.value)
+
+
+def test_policy_file(tmp_path: Path) -> None:
+    path = tmp_path / "policy.toml"
+    path.write_text('[[grant]]\nidentity = "a"\nprefix = "x/"\nrights = ["read", "lock"]\n')
+    (grant,) = load_policy(str(path)).grants
+    assert (grant.identity, grant.prefix, grant.rights) == ("a", "x/", frozenset({Right.READ, Right.LOCK}))
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        (
+            '[[grant]]\nidentity = "a"\nrights = ["admin"]\n',
+            "grant 1: rights must be a non-empty list of read",
+        ),
+        ('[[grant]]\nprefix = "x/"\nrights = ["read"]\n', "grant 1: identity must be a non-empty string"),
+        ('[[grant]]\nidentity = "a"\nrights = ["read"]\nrole = 1\n', "grant 1: unknown key 'role'"),
+        ('grant = "all"\n', "grant must be an array of tables, written [[grant]]"),
+        ('[[grants]]\nidentity = "a"\n', "unknown key 'grants' (expected [[grant]] tables)"),
+    ],
+)
+def test_bad_policy_files(tmp_path: Path, text: str, problem: str) -> None:
+    path = tmp_path / "policy.toml"
+    path.write_text(text)
+    with pytest.raises(AuthFileError) as caught:
+        load_policy(str(path))
+    assert problem in str(caught.value)
