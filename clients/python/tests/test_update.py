@@ -1,0 +1,106 @@
+"""`update(key, fn)`: read, apply, conditional write; on conflict re-read and re-apply, bounded."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+from lockservice_client import AsyncClient, Backoff, Client, VersionConflict
+from tests.conftest import ServerProcess
+
+WORKERS = 16
+INCREMENTS_PER_WORKER = 10
+STORM_BACKOFF = Backoff(attempts=200, initial=0.002, maximum=0.05)
+
+
+def increment(value: bytes | None) -> bytes:
+    return str(int(value or b"0") + 1).encode()
+
+
+def test_backoff_grows_exponentially_up_to_the_cap_minus_jitter() -> None:
+    backoff = Backoff(attempts=6, initial=0.01, multiplier=2.0, maximum=0.05, jitter=0.5)
+    assert [backoff.delay(n, uniform=lambda: 0.0) for n in range(4)] == [0.01, 0.02, 0.04, 0.05]
+    assert [backoff.delay(n, uniform=lambda: 1.0) for n in range(4)] == [0.005, 0.01, 0.02, 0.025]
+
+
+@pytest.mark.parametrize("attempts,jitter", [(0, 1.0), (3, 1.5)])
+def test_backoff_refuses_bad_settings(attempts: int, jitter: float) -> None:
+    with pytest.raises(ValueError):
+        Backoff(attempts=attempts, jitter=jitter)
+
+
+def test_update_creates_a_missing_key_from_none(client: Client, prefix: str) -> None:
+    seen: list[bytes | None] = []
+
+    def first_write(value: bytes | None) -> bytes:
+        seen.append(value)
+        return b"1"
+
+    created = client.update(f"{prefix}/k", first_write)
+    assert (seen, created.version, created.value) == ([None], 1, b"1")
+
+
+def test_update_applies_to_the_current_value(client: Client, prefix: str) -> None:
+    client.create(f"{prefix}/k", b"41", content_type="text/plain")
+    updated = client.update(f"{prefix}/k", increment)
+    assert (updated.value, updated.version, updated.content_type) == (b"42", 2, "text/plain")
+
+
+def test_update_gives_up_after_the_attempts_with_the_last_conflict(client: Client, prefix: str) -> None:
+    key = f"{prefix}/k"
+    client.create(key, b"0")
+    calls: list[bytes | None] = []
+
+    def write_behind_its_back(value: bytes | None) -> bytes:
+        calls.append(value)
+        client.put(key, b"someone else")  # every conditional write now conflicts
+        return b"mine"
+
+    with pytest.raises(VersionConflict) as caught:
+        client.update(key, write_behind_its_back, backoff=Backoff(attempts=3, initial=0.001))
+    assert calls == [b"0", b"someone else", b"someone else"]
+    assert caught.value.conflict is not None
+    assert (caught.value.conflict.current_version, caught.value.conflict.expected) == (4, "version 3")
+    assert client.get(key).value == b"someone else"
+
+
+def test_sixteen_threads_updating_one_key_lose_no_increment(client: Client, prefix: str) -> None:
+    key = f"{prefix}/counter"
+    failures: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            for _ in range(INCREMENTS_PER_WORKER):
+                client.update(key, increment, backoff=STORM_BACKOFF)
+        except BaseException as error:
+            failures.append(error)
+
+    threads = [threading.Thread(target=worker) for _ in range(WORKERS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert failures == []
+    final = client.get(key)
+    assert (final.value, final.version) == (
+        str(WORKERS * INCREMENTS_PER_WORKER).encode(),
+        WORKERS * INCREMENTS_PER_WORKER,
+    )
+
+
+def test_sixteen_tasks_updating_one_key_lose_no_increment(server: ServerProcess, prefix: str) -> None:
+    key = f"{prefix}/counter"
+
+    async def storm() -> bytes:
+        async with AsyncClient(server.address) as client:
+
+            async def worker() -> None:
+                for _ in range(INCREMENTS_PER_WORKER):
+                    await client.update(key, increment, backoff=STORM_BACKOFF)
+
+            await asyncio.gather(*(worker() for _ in range(WORKERS)))
+            return (await client.get(key)).value
+
+    assert asyncio.run(storm()) == str(WORKERS * INCREMENTS_PER_WORKER).encode()
