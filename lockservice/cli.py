@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TypeAlias
 
+from lockservice.cli_client import add_client_commands
 from lockservice.config import ConfigError
 from lockservice.errors import LockserviceError
 from lockservice.health import HealthCheck, check_health
@@ -125,7 +126,7 @@ def _add_health(sub: Subparsers) -> None:
 # Each group registers its subcommands; each subcommand sets `run(args) -> exit status`.
 # The client verbs (get, put, lock NAME -- CMD, ...) join here as
 # `lockservice.cli_client.add_client_commands`.
-_COMMAND_GROUPS: tuple[Callable[[Subparsers], None], ...] = (_add_serve, _add_health)
+_COMMAND_GROUPS: tuple[Callable[[Subparsers], None], ...] = (_add_serve, _add_health, add_client_commands)
 
 
 def build_parser() -> argparse.ArgumentParser:

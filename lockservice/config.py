@@ -34,6 +34,8 @@ class Settings:
     watch_history_revisions: int = 10_000
     metrics_listen: str = ""
     health_listen: str = ""
+    # The HTTP adapter, served in this process beside gRPC (off if empty).
+    http_listen: str = ""
     tls_cert: str = ""
     tls_key: str = ""
     tls_client_ca: str = ""
@@ -145,10 +147,16 @@ def _security_problems(settings: Settings) -> list[str]:
     for flag, listen in (
         ("--metrics-listen", settings.metrics_listen),
         ("--health-listen", settings.health_listen),
+        ("--http-listen", settings.http_listen),
     ):
         match = _HOST_PORT.match(listen) if listen else None
         if listen and (match is None or not 0 <= int(match["port"]) <= 65535):
             problems.append(f"{flag}: {listen!r} is not HOST:PORT")
+    if settings.http_listen and settings.tls_cert:
+        problems.append(
+            "--http-listen: the in-process HTTP adapter speaks plaintext gRPC to this server; with TLS, "
+            "run the gateway separately (python -m lockservice.http --target ...)"
+        )
     if bool(settings.tls_cert) != bool(settings.tls_key):
         problems.append("--tls-cert and --tls-key: give both or neither")
     if settings.tls_client_ca and not settings.tls_cert:

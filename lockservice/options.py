@@ -106,6 +106,13 @@ OPTIONS: tuple[Option, ...] = (
         "metrics-listen", "metrics_listen", _text, "Prometheus /metrics HOST:PORT (off if empty)", "ADDRESS"
     ),
     _option(
+        "http-listen",
+        "http_listen",
+        _text,
+        "HTTP adapter HOST:PORT, served beside gRPC (off if empty)",
+        "ADDRESS",
+    ),
+    _option(
         "health-listen",
         "health_listen",
         _text,

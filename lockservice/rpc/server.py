@@ -19,6 +19,7 @@ from lockservice.core.locks import Locks
 from lockservice.core.quotas import StreamQuota
 from lockservice.core.resources import Resources
 from lockservice.core.watch import Watches
+from lockservice.http import create_app, local_target, run_http
 from lockservice.rpc.auth import Guard
 from lockservice.rpc.calls import CallPolicy, install
 from lockservice.rpc.decoding import add_servicer
@@ -152,6 +153,21 @@ async def serve(settings: Settings) -> int:
         return 1
     await server.start()
     expirer.start()
+    http_server = None
+    if settings.http_listen:
+        try:
+            http_server = await run_http(
+                create_app(target=local_target(settings.listen)),
+                settings.http_listen,
+                grace=settings.grace_period_seconds,
+            )
+        except (OSError, ValueError, RuntimeError) as error:
+            _log.error("cannot listen", http_listen=settings.http_listen, error=str(error))
+            await expirer.stop()
+            await server.stop(0)
+            await lifecycle.close()
+            await store.close()
+            return 1
     sampler = None
     if policy.metrics is not None and isinstance(store, ReportsStats):
         sampler = asyncio.get_running_loop().create_task(policy.metrics.sample_stats(store))
@@ -164,6 +180,7 @@ async def serve(settings: Settings) -> int:
         tls="mutual" if settings.tls_client_ca else bool(settings.tls_cert),
         auth=policy.guard is not None,
         metrics_listen=settings.metrics_listen or None,
+        http_listen=settings.http_listen or None,
     )
     try:
         await lifecycle.wait_for_signal()
@@ -174,6 +191,9 @@ async def serve(settings: Settings) -> int:
 
         await lifecycle.drain(settings.grace_period_seconds, end_waits)
     finally:
+        # After gRPC has drained: open HTTP watch streams end with their gRPC streams.
+        if http_server is not None:
+            await http_server.stop()
         if sampler is not None:
             sampler.cancel()
         await expirer.stop()
