@@ -84,6 +84,7 @@ class Settings:
             ("--watch-queue-size", limits.watch_queue_size, 1, 1_000_000),
             ("--max-lease-ttl", limits.max_lease_ttl_seconds, limits.min_lease_ttl_seconds, 365 * 24 * 3600),
             ("--max-waiters", limits.max_waiters_per_lock, 1, 1_000_000),
+            ("--max-leases", limits.max_leases, 1, 100_000_000),
             ("--max-streams-per-client", self.max_streams_per_client, 1, 1_000_000),
             ("--max-watchers-per-client", self.max_watchers_per_client, 1, 1_000_000),
             ("--socket-mode", self.socket_mode, 0, 0o777),

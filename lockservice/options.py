@@ -144,6 +144,7 @@ OPTIONS: tuple[Option, ...] = (
         "SECONDS",
     ),
     _option("max-waiters", "limits.max_waiters_per_lock", _integer, "callers queued per lock", "N"),
+    _option("max-leases", "limits.max_leases", _integer, "live leases in the store", "N"),
     _option(
         "max-streams-per-client",
         "max_streams_per_client",

@@ -13,7 +13,7 @@ from lockservice.codec import decode_lease, decode_lease_ended, encode_lease, en
 from lockservice.core import requests as rq
 from lockservice.core.handoff import release_in
 from lockservice.core.idempotency import fingerprint, run_once
-from lockservice.core.leasing import check_ttl, grant_in, require_live_lease
+from lockservice.core.leasing import check_lease_capacity, check_ttl, grant_in, require_live_lease
 from lockservice.core.limits import Limits
 from lockservice.core.ownership import check_lease_owner, owner_tag
 from lockservice.core.validation import check_holder, check_lease_id, check_request_id
@@ -76,13 +76,17 @@ class Leases:
                 txn,
                 req.request_id,
                 request_print,
-                lambda: grant_in(txn, req.ttl_seconds, req.holder, owner_tag=owner_tag(req.owner)),
+                lambda: self._grant_in(txn, req),
                 encode_lease,
                 decode_lease,
             )
         )
         self._on_new_deadline()
         return lease
+
+    def _grant_in(self, txn: WriteTxn, req: rq.GrantLease) -> Lease:
+        check_lease_capacity(txn, self._limits)
+        return grant_in(txn, req.ttl_seconds, req.holder, owner_tag=owner_tag(req.owner))
 
     async def refresh(self, req: rq.RefreshLease) -> Lease:
         """Extends the lease to its full TTL from now. An expired lease cannot be revived."""

@@ -4,11 +4,18 @@ from __future__ import annotations
 
 from lockservice.core.limits import Limits
 from lockservice.core.ownership import mint_lease_id
-from lockservice.errors import InvalidTtl, LeaseNotFound
+from lockservice.errors import InvalidTtl, LeaseNotFound, LimitExceeded
 from lockservice.model import Lease
 from lockservice.store.base import WriteTxn
 
-__all__ = ["check_ttl", "grant_in", "live_lease", "new_lease_id", "require_live_lease"]
+__all__ = [
+    "check_lease_capacity",
+    "check_ttl",
+    "grant_in",
+    "live_lease",
+    "new_lease_id",
+    "require_live_lease",
+]
 
 
 def new_lease_id(owner_tag: str = "") -> str:
@@ -43,6 +50,16 @@ def require_live_lease(txn: WriteTxn, lease_id: str, *, field: str = "lease_id")
             metadata={"field": field, "lease_id": lease_id},
         )
     return lease
+
+
+def check_lease_capacity(txn: WriteTxn, limits: Limits) -> None:
+    """Refuses a new lease when the store already holds `max_leases` live ones."""
+    live = txn.live_lease_count(txn.now_us)
+    if live >= limits.max_leases:
+        raise LimitExceeded(
+            f"the store already holds {live} live leases, the limit; revoke leases you no longer need",
+            metadata={"limit": str(limits.max_leases), "quota": "leases"},
+        )
 
 
 def grant_in(

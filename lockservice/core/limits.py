@@ -26,5 +26,7 @@ class Limits:
     default_lock_delay_seconds: float = 0.0
     max_lock_delay_seconds: float = 300.0
     max_waiters_per_lock: int = 1024
+    # Live leases in the whole store (every replica's): a bound on what clients can pin.
+    max_leases: int = 1_000_000
     # A watcher further behind than this many pending responses is cut off.
     watch_queue_size: int = 1024

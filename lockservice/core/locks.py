@@ -16,7 +16,7 @@ from lockservice.core import requests as rq
 from lockservice.core.handoff import hand_over, lock_view_in, new_lock_state, release_in, take
 from lockservice.core.idempotency import fingerprint
 from lockservice.core.leases import end_lease
-from lockservice.core.leasing import check_ttl, grant_in, require_live_lease
+from lockservice.core.leasing import check_lease_capacity, check_ttl, grant_in, require_live_lease
 from lockservice.core.limits import Limits
 from lockservice.core.ownership import check_lease_owner, mint_waiter_id, owner_tag, owns_lease
 from lockservice.core.validation import check_holder, check_key, check_lease_id, check_request_id
@@ -211,6 +211,7 @@ class Locks:
             if req.lease_id:
                 lease = require_live_lease(txn, req.lease_id)
             else:
+                check_lease_capacity(txn, self._limits)
                 lease = grant_in(
                     txn, req.ttl_seconds, req.holder, owner_lock=req.name, owner_tag=owner_tag(req.owner)
                 )

@@ -71,6 +71,10 @@ class WriteTxn(Protocol):
 
     def delete_lease(self, lease_id: str) -> None: ...
 
+    def live_lease_count(self, now_us: int) -> int:
+        """Leases whose deadline is after `now_us`."""
+        ...
+
     def expired_leases(self, now_us: int, limit: int) -> list[Lease]:
         """Leases whose deadline is at or before `now_us`, earliest first."""
         ...

@@ -225,6 +225,10 @@ class _PostgresTxn:
     def delete_lease(self, lease_id: str) -> None:
         self._conn.execute(b"DELETE FROM leases WHERE lease_id = %s", (lease_id,))
 
+    def live_lease_count(self, now_us: int) -> int:
+        count: int = self._one("SELECT count(*) FROM leases WHERE expire_time_us > %s", (now_us,))[0]
+        return count
+
     def expired_leases(self, now_us: int, limit: int) -> list[Lease]:
         # SKIP LOCKED: replicas expiring at once split the due leases; each is ended exactly once.
         rows = self._all(
@@ -333,6 +337,7 @@ class PostgresStore:
         self._tasks: list[asyncio.Task[None]] = []
         self._closed = False
         self._known_compacted = 0
+        self._commit_observers: list[Callable[[int, float], None]] = []
         self._pruning: asyncio.Future[None] | None = None
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -386,6 +391,22 @@ class PostgresStore:
     def subscribe(self, listener: NoticeListener) -> None:
         self._listeners.append(listener)
 
+    def observe_commits(self, observer: Callable[[int, float], None]) -> None:
+        """Calls `observer(1, seconds)` after every committed body (one transaction each)."""
+        self._commit_observers.append(observer)
+
+    async def stats(self) -> dict[str, int]:
+        """What the store holds, for the metrics gauges (the whole database: every replica's)."""
+        row = (
+            await self._read(
+                "SELECT (SELECT count(*) FROM leases WHERE expire_time_us > %s), "
+                "(SELECT count(*) FROM locks WHERE held), (SELECT count(*) FROM lock_waiters), "
+                "pg_database_size(current_database())",
+                (self.now_us(),),
+            )
+        )[0]
+        return {"leases": row[0], "locks_held": row[1], "waiters": row[2], "size_bytes": row[3]}
+
     def _publish(self, notices: Sequence[Notice]) -> None:
         for listener in self._listeners:
             listener(list(notices))
@@ -409,6 +430,7 @@ class PostgresStore:
         return outcome  # type: ignore[no-any-return]
 
     def _run_body(self, body: Callable[[WriteTxn], Any]) -> tuple[Any, list[Notice], int | None]:
+        started = time.perf_counter()
         for attempt in range(_MAX_ATTEMPTS):
             try:
                 with self._pool.connection() as conn, conn.transaction():
@@ -422,6 +444,8 @@ class PostgresStore:
                             )
                     if txn.revision is not None:
                         conn.execute(b"SELECT pg_notify(%s, %s)", (_EVENTS_CHANNEL, str(txn.revision)))
+                for observer in self._commit_observers:
+                    observer(1, time.perf_counter() - started)
                 return outcome, txn.notices, txn.revision
             except LockserviceError:
                 raise

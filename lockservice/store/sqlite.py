@@ -159,6 +159,12 @@ class _SqliteTxn:
     def delete_lease(self, lease_id: str) -> None:
         self._conn.execute("DELETE FROM leases WHERE lease_id = ?", (lease_id,))
 
+    def live_lease_count(self, now_us: int) -> int:
+        count: int = self._conn.execute(
+            "SELECT count(*) FROM leases WHERE expire_time_us > ?", (now_us,)
+        ).fetchone()[0]
+        return count
+
     def expired_leases(self, now_us: int, limit: int) -> list[Lease]:
         rows = self._conn.execute(
             f"SELECT {LEASE_COLUMNS} FROM leases WHERE expire_time_us <= ? ORDER BY expire_time_us LIMIT ?",
@@ -264,6 +270,7 @@ class SqliteStore:
         # Written by the writer thread only; read for metrics and tests.
         self.commits = 0
         self.committed_bodies = 0
+        self._commit_observers: list[Callable[[int, float], None]] = []
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -363,6 +370,7 @@ class SqliteStore:
         conn.close()
 
     def _commit_batch(self, conn: sqlite3.Connection, batch: list[_Pending], revision: int) -> int:
+        started = time.perf_counter()
         start_revision = revision
         now = _now_us()
         try:
@@ -385,6 +393,8 @@ class SqliteStore:
             conn.execute("COMMIT")
             self.commits += 1
             self.committed_bodies += len(batch)
+            for observer in self._commit_observers:
+                observer(len(batch), time.perf_counter() - started)
             self._compacted_published = compacted
             return revision
         except sqlite3.Error as error:
@@ -448,6 +458,22 @@ class SqliteStore:
 
     def subscribe(self, listener: NoticeListener) -> None:
         self._listeners.append(listener)
+
+    def observe_commits(self, observer: Callable[[int, float], None]) -> None:
+        """Calls `observer(batch_size, seconds)` on the writer thread after every commit."""
+        self._commit_observers.append(observer)
+
+    async def stats(self) -> dict[str, int]:
+        """What the store holds, for the metrics gauges."""
+        now = _now_us()
+        leases = self._read("SELECT count(*) FROM leases WHERE expire_time_us > ?", (now,))[0][0]
+        held = self._read("SELECT count(*) FROM locks WHERE held = 1", ())[0][0]
+        waiters = self._read("SELECT count(*) FROM lock_waiters", ())[0][0]
+        pages = self._read("SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()", ())[
+            0
+        ][0]
+        wal = os.path.getsize(self._path + "-wal") if os.path.exists(self._path + "-wal") else 0
+        return {"leases": leases, "locks_held": held, "waiters": waiters, "size_bytes": pages + wal}
 
     # -- reads ------------------------------------------------------------------------------
 

@@ -205,3 +205,26 @@ def test_a_lease_expires_at_its_stored_deadline_across_a_crash(server_factory: S
             grpc.StatusCode.NOT_FOUND,
             "LEASE_NOT_FOUND",
         )
+
+
+def test_max_leases_is_resource_exhausted_until_one_ends(server_factory: ServerFactory, prefix: str) -> None:
+    server: ServerProcess = server_factory(["--max-leases", "2"]).start()
+    with grpc.insecure_channel(server.address) as channel:
+        stub = lease_pb2_grpc.LeaseServiceStub(channel)
+        first, _ = _grant(stub, 30), _grant(stub, 30)
+        failure = expect_failure(
+            stub.GrantLease,
+            lease_pb2.GrantLeaseRequest(ttl_seconds=30),
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+            "LIMIT_EXCEEDED",
+        )
+        assert failure.metadata == {"limit": "2", "quota": "leases"}
+        # A lock that would create its own lease counts too.
+        expect_failure(
+            lock_pb2_grpc.LockServiceStub(channel).AcquireLock,
+            lock_pb2.AcquireLockRequest(name=f"{prefix}/l", ttl_seconds=30),
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+            "LIMIT_EXCEEDED",
+        )
+        stub.RevokeLease(lease_pb2.RevokeLeaseRequest(lease_id=first.lease_id), timeout=10)
+        assert _grant(stub, 30).ttl_seconds == 30

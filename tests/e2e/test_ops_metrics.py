@@ -91,3 +91,27 @@ def test_no_metrics_port_unless_asked(server_factory: ServerFactory) -> None:
     server = server_factory().start()
     assert "metrics_listen" in server.logs()
     assert '"metrics_listen": null' in server.logs()
+
+
+def test_store_gauges_and_commit_histograms_move(server_factory: ServerFactory, prefix: str) -> None:
+    port = free_port()
+    server = server_factory(["--metrics-listen", f"127.0.0.1:{port}"]).start()
+    with grpc.insecure_channel(server.address) as channel:
+        locks = lock_pb2_grpc.LockServiceStub(channel)
+        held = locks.AcquireLock(
+            lock_pb2.AcquireLockRequest(name=f"{prefix}/lock", ttl_seconds=30), timeout=5
+        )
+        # The gauges are sampled every few seconds: wait for the sample that sees the lock.
+        deadline = time.monotonic() + 12
+        samples = scrape(port)
+        while value(samples, "lockservice_store_locks_held") != 1 and time.monotonic() < deadline:
+            time.sleep(0.2)
+            samples = scrape(port)
+        assert value(samples, "lockservice_store_locks_held") == 1
+        assert value(samples, "lockservice_store_leases") == 1
+        assert value(samples, "lockservice_store_waiters") == 0
+        assert value(samples, "lockservice_store_size_bytes") > 0
+        assert value(samples, "lockservice_store_commit_batch_size_count") >= 1
+        assert value(samples, "lockservice_store_commit_duration_seconds_count") >= 1
+        locks.ReleaseLock(lock_pb2.ReleaseLockRequest(name=f"{prefix}/lock", token=held.token), timeout=5)
+    assert server.stop() == 0
