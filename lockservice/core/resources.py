@@ -140,6 +140,18 @@ def _raise_version_mismatch(txn: WriteTxn, key: str, current: Resource | None, e
     )
 
 
+def _current_as_expected(
+    txn: WriteTxn, key: str, allow_missing: bool, expectation: Expectation | None
+) -> Resource | None:
+    """The key's current state, if it exists (or may be missing) and meets the expectation."""
+    current = txn.get(key)
+    if current is None and not allow_missing:
+        raise ResourceNotFound(f"{key} does not exist", metadata={"key": key})
+    if expectation is not None and not expectation_holds(current, expectation):
+        _raise_version_mismatch(txn, key, current, expectation)
+    return current
+
+
 class Resources:
     """The rules of versioned resources over a `Store`."""
 
@@ -255,11 +267,7 @@ class Resources:
 
         def run(txn: WriteTxn) -> Resource:
             check_fence(txn, req.fence)
-            current = txn.get(req.key)
-            if current is None and not req.allow_missing:
-                raise ResourceNotFound(f"{req.key} does not exist", metadata={"key": req.key})
-            if expectation is not None and not expectation_holds(current, expectation):
-                _raise_version_mismatch(txn, req.key, current, expectation)
+            _current_as_expected(txn, req.key, req.allow_missing, expectation)
             return _write(txn, req.key, req.value, req.content_type, req.lease_id)
 
         return await self._store.write(
@@ -277,11 +285,7 @@ class Resources:
 
         def run(txn: WriteTxn) -> DeleteResult:
             check_fence(txn, req.fence)
-            current = txn.get(req.key)
-            if current is None and not req.allow_missing:
-                raise ResourceNotFound(f"{req.key} does not exist", metadata={"key": req.key})
-            if expectation is not None and not expectation_holds(current, expectation):
-                _raise_version_mismatch(txn, req.key, current, expectation)
+            current = _current_as_expected(txn, req.key, req.allow_missing, expectation)
             if current is None:
                 return DeleteResult(resource=None, revision=txn.current_revision())
             revision = txn.next_revision()
