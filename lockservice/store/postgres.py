@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import random
 import time
@@ -204,6 +205,11 @@ class _PostgresTxn:
         return self._revision
 
     def get_answer(self, request_id: str) -> StoredAnswer | None:
+        # Concurrent retries of one request must see each other's answer: without this lock a
+        # second attempt could miss the first's answer, then see the first's write and report
+        # a conflict with itself. The lock is held to commit, so retries run one after another.
+        key = int.from_bytes(hashlib.sha256(request_id.encode()).digest()[:8], "big", signed=True)
+        self._conn.execute(b"SELECT pg_advisory_xact_lock(%s)", (key,))
         row = self._one(
             "SELECT fingerprint, answer FROM request_answers WHERE request_id = %s", (request_id,)
         )
