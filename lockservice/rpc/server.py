@@ -166,6 +166,8 @@ async def serve(settings: Settings) -> int:
             await expirer.stop()
             await server.stop(0)
             await lifecycle.close()
+            if stop_metrics is not None:
+                stop_metrics()
             await store.close()
             return 1
     sampler = None
