@@ -20,7 +20,7 @@ import argparse
 import functools
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeAlias
 
 if TYPE_CHECKING:
@@ -38,7 +38,6 @@ __all__ = [
     "EXIT_NOT_FOUND",
     "EXIT_USAGE",
     "add_client_commands",
-    "main",
 ]
 
 EXIT_ERROR = 1
@@ -460,19 +459,3 @@ def add_client_commands(sub: Subparsers) -> None:
     _add_resource_verbs(sub, common)
     _add_lease_verbs(sub, common)
     _add_lock_verb(sub, common)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """The client verbs alone, as `python -m lockservice.cli_client VERB ...`."""
-    parser = argparse.ArgumentParser(prog="lockservice", description=__doc__.split("\n\n")[0])
-    add_client_commands(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exit_:
-        return int(exit_.code or 0)
-    run: Callable[[argparse.Namespace], int] = args.run
-    return run(args)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

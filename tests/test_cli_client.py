@@ -7,7 +7,6 @@ CMD's status, or 75 when the lock was lost while CMD ran.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import itertools
 import json
@@ -15,7 +14,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -23,7 +21,6 @@ import pytest
 from lockservice_client import Client, LockNotFound
 from lockservice_client.messages import WatchEvent
 
-from lockservice.cli import build_parser
 from tests.conftest import LOCKSERVICE, ServerProcess
 from tests.e2e.support import ServerFactory
 
@@ -32,16 +29,7 @@ pytestmark = pytest.mark.backend_specific(
 )
 
 
-def _client_verbs_registered() -> bool:
-    subcommands = [
-        action for action in build_parser()._actions if isinstance(action, argparse._SubParsersAction)
-    ]
-    return any("get" in action.choices for action in subcommands)
-
-
-# The `lockservice` command once lockservice/cli.py registers the client verbs; until then the
-# module that implements them, with the same argument parsing and exit statuses.
-CLI = [LOCKSERVICE] if _client_verbs_registered() else [sys.executable, "-m", "lockservice.cli_client"]
+CLI = [LOCKSERVICE]
 
 
 def _environment(server: ServerProcess) -> dict[str, str]:
