@@ -13,11 +13,17 @@ from lockservice.codec import decode_lease, decode_lease_ended, encode_lease, en
 from lockservice.core import requests as rq
 from lockservice.core.handoff import release_in
 from lockservice.core.idempotency import fingerprint, run_once
-from lockservice.core.leasing import check_lease_capacity, check_ttl, grant_in, require_live_lease
+from lockservice.core.leasing import (
+    check_lease_capacity,
+    check_ttl,
+    grant_in,
+    lease_not_found,
+    live_lease,
+    require_live_lease,
+)
 from lockservice.core.limits import Limits
 from lockservice.core.ownership import check_lease_owner, owner_tag
 from lockservice.core.validation import check_holder, check_lease_id, check_request_id
-from lockservice.errors import LeaseNotFound
 from lockservice.model import Lease, LeaseEnded, LeaseView, WaiterFailed
 from lockservice.store.base import Store, WriteTxn
 
@@ -48,13 +54,6 @@ def end_lease(txn: WriteTxn, lease: Lease, *, expired: bool) -> LeaseEnded:
     txn.delete_lease(lease.lease_id)
     return LeaseEnded(
         revision=txn.current_revision(), released_locks=tuple(released), deleted_keys=tuple(keys)
-    )
-
-
-def _not_found(lease_id: str) -> LeaseNotFound:
-    return LeaseNotFound(
-        f"lease {lease_id} does not exist (never granted, expired or revoked)",
-        metadata={"lease_id": lease_id},
     )
 
 
@@ -111,9 +110,9 @@ class Leases:
         request_print = fingerprint("RevokeLease", req)
 
         def run(txn: WriteTxn) -> LeaseEnded:
-            lease = txn.get_lease(req.lease_id)
-            if lease is None or lease.expire_time_us <= txn.now_us:
-                raise _not_found(req.lease_id)
+            lease = live_lease(txn, req.lease_id)
+            if lease is None:
+                raise lease_not_found(req.lease_id)
             return end_lease(txn, lease, expired=False)
 
         return await self._store.write(
@@ -128,7 +127,7 @@ class Leases:
         lease = await self._store.get_lease(lease_id)
         now = self._store.now_us()
         if lease is None or lease.expire_time_us <= now:
-            raise _not_found(lease_id)
+            raise lease_not_found(lease_id)
         return LeaseView(
             lease=lease,
             remaining_ms=(lease.expire_time_us - now) // 1000,

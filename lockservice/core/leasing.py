@@ -12,6 +12,7 @@ __all__ = [
     "check_lease_capacity",
     "check_ttl",
     "grant_in",
+    "lease_not_found",
     "live_lease",
     "new_lease_id",
     "require_live_lease",
@@ -45,11 +46,16 @@ def live_lease(txn: WriteTxn, lease_id: str) -> Lease | None:
 def require_live_lease(txn: WriteTxn, lease_id: str, *, field: str = "lease_id") -> Lease:
     lease = live_lease(txn, lease_id)
     if lease is None:
-        raise LeaseNotFound(
-            f"lease {lease_id} does not exist (never granted, expired or revoked)",
-            metadata={"field": field, "lease_id": lease_id},
-        )
+        raise lease_not_found(lease_id, field=field)
     return lease
+
+
+def lease_not_found(lease_id: str, *, field: str = "") -> LeaseNotFound:
+    """The one answer for a lease that was never granted, has expired or was revoked."""
+    metadata = {"field": field, "lease_id": lease_id} if field else {"lease_id": lease_id}
+    return LeaseNotFound(
+        f"lease {lease_id} does not exist (never granted, expired or revoked)", metadata=metadata
+    )
 
 
 def check_lease_capacity(txn: WriteTxn, limits: Limits) -> None:
