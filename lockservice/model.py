@@ -165,6 +165,11 @@ class Page:
     revision: int = 0
 
 
+# The largest current value a conflict carries back to the client. The gRPC status details
+# travel base64-encoded in the trailers, which gRPC refuses above 8 KiB by default.
+CONFLICT_VALUE_MAX_BYTES = 4096
+
+
 @dataclass(frozen=True, slots=True)
 class ConflictState:
     """What a conflicting request ran into: enough for the client to re-fetch, merge, retry."""

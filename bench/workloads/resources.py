@@ -1,11 +1,12 @@
 """Resource workloads: `get`, `put` (10,000 keys, 100-byte values), `cas-hot` (1 key) and
 `cas-spread` (1,000 keys).
 
-A CAS operation is one successful increment of a decimal counter: read the key, CompareAndSet
-it to value + 1 expecting the version read; on ABORTED read again and retry. The conflict's
-ConflictDetail carries the current version but not the value, so each retry costs a read
-(counted as `calls`). After the run the parent checks that the counters add up to the number of
-successful CAS operations: no lost update, no double apply.
+A CAS operation is one successful increment of a decimal counter, done as a client does it:
+`AsyncClient.update()` reads the key, CompareAndSets value + 1 expecting the version read, and on
+a conflict backs off (jittered, exponential) and retries from the value and version the
+conflict carries, with no second read. Every read and CompareAndSet is counted in `calls`.
+After the run the parent checks that the counters add up to the number of successful CAS
+operations: no lost update, no double apply.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import concurrent.futures
 import random
 
 import grpc
+from lockservice_client import AsyncClient, ValueConflict, VersionConflict
 
 from bench.loadgen import Sizes, WorkerContext, WorkerResult
 from lockservice.v1 import resource_pb2, resource_pb2_grpc
@@ -22,7 +24,6 @@ KV_PREFIX = "bench/kv/"
 CAS_PREFIX = "bench/cas/"
 HOT_KEY = CAS_PREFIX + "hot"
 _TRANSACT_BATCH = 128  # the server's limit of operations per Transact
-_MAX_CAS_ATTEMPTS = 10_000  # per operation; the deadline normally ends a losing streak first
 
 
 def kv_key(index: int) -> str:
@@ -122,39 +123,34 @@ async def put_worker(ctx: WorkerContext) -> None:
 
 
 async def _cas_worker(ctx: WorkerContext, key_count: int) -> None:
-    """Increments random counters among `key_count` keys (1: the hot key)."""
+    """Increments random counters among `key_count` keys (1: the hot key) with the Python
+    client's `update()` as shipped: read once, CompareAndSet, and on a conflict retry from the
+    value the conflict carries after the default backoff (10 ms doubling, full jitter, 10
+    attempts; one that loses them all starts over and counts in `gave_up`)."""
+    clients = [AsyncClient(channel=channel) for channel in ctx.channels]
 
     def pick(rng: random.Random) -> str:
         return HOT_KEY if key_count == 1 else cas_key(rng.randrange(key_count))
 
-    async def increment(slot: int, rng: random.Random) -> bool:
-        stub = resource_pb2_grpc.ResourceServiceStub(ctx.channel(slot))
+    def increment(value: bytes | None) -> bytes:
+        ctx.count("calls")  # one CompareAndSet per application
+        return str(int(value or b"0") + 1).encode()
+
+    async def operation(slot: int, rng: random.Random) -> bool:
+        client = clients[(ctx.index * ctx.concurrency + slot) % len(clients)]
         key = pick(rng)
-        current = await stub.GetResource(resource_pb2.GetResourceRequest(key=key), timeout=30)
-        ctx.count("calls")
-        for _ in range(_MAX_CAS_ATTEMPTS):
-            request = resource_pb2.CompareAndSetRequest(
-                key=key,
-                expected_version=current.version,
-                value=str(int(current.value) + 1).encode(),
-                request_id=ctx.request_id(),
-            )
-            ctx.count("calls")
+        while True:
+            ctx.count("calls")  # update() reads once; its retries need no read
             try:
-                await stub.CompareAndSet(request, timeout=30)
+                await client.update(key, increment, timeout=30)  # the client's default backoff
                 return True
-            except grpc.aio.AioRpcError as error:
-                if error.code() != grpc.StatusCode.ABORTED:
-                    raise
-            ctx.count("conflicts")
-            if not ctx.running():
-                return False
-            current = await stub.GetResource(resource_pb2.GetResourceRequest(key=key), timeout=30)
-            ctx.count("calls")
-        return False
+            except (VersionConflict, ValueConflict):
+                ctx.count("gave_up")  # all attempts lost: start over, unless the window closed
+                if not ctx.running():
+                    return False
 
     await ctx.start()
-    await ctx.repeat(increment)
+    await ctx.repeat(operation)
     await ctx.stop()
 
 

@@ -172,4 +172,10 @@ def conflict_json(detail: errors_pb2.ConflictDetail) -> JsonObject:
         "expire_time": _time(detail, "expire_time"),
         "lease_id": detail.lease_id,
         "revision": detail.revision,
+        "current_content_type": detail.current_content_type,
+        "current_value_base64": (
+            base64.b64encode(detail.current_value).decode("ascii")
+            if detail.HasField("current_value")
+            else None
+        ),
     }

@@ -16,6 +16,7 @@ _STRING: JsonObject = {"type": "string"}
 _BOOL: JsonObject = {"type": "boolean"}
 _TIME: JsonObject = {"type": ["string", "null"], "format": "date-time"}
 _BASE64: JsonObject = {"type": "string", "contentEncoding": "base64"}
+_NULLABLE_BYTES: JsonObject = {"type": ["string", "null"], "contentEncoding": "base64"}
 _SECONDS: JsonObject = {"type": "number", "minimum": 0, "maximum": 315_576_000_000}
 _STRINGS: JsonObject = {"type": "array", "items": _STRING}
 
@@ -75,6 +76,8 @@ _CONFLICT: JsonObject = {
     "expire_time": _TIME,
     "lease_id": _STRING,
     "revision": INT64,
+    "current_content_type": _STRING,
+    "current_value_base64": _NULLABLE_BYTES,
 }
 _LOCK: JsonObject = {
     "name": _STRING,

@@ -16,6 +16,7 @@ import grpc
 from starlette.datastructures import Headers
 
 from lockservice.http.failures import Failure, RequestRejected, invalid_argument, precondition_required
+from lockservice.model import CONFLICT_VALUE_MAX_BYTES
 from lockservice.v1 import errors_pb2, resource_pb2
 
 __all__ = [
@@ -130,7 +131,10 @@ def _read_mismatch(resource: resource_pb2.Resource, if_match: str) -> RequestRej
         current_mod_revision=resource.mod_revision,
         expected=f"etag {if_match}",
         revision=resource.mod_revision,
+        current_content_type=resource.content_type,
     )
+    if len(resource.value) <= CONFLICT_VALUE_MAX_BYTES:
+        conflict.current_value = resource.value
     return RequestRejected(
         Failure(
             grpc.StatusCode.ABORTED,

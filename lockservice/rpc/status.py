@@ -8,11 +8,17 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from lockservice import errors
-from lockservice.model import ConflictState
+from lockservice.model import CONFLICT_VALUE_MAX_BYTES, ConflictState
 from lockservice.rpc.convert import timestamp
 from lockservice.v1 import errors_pb2
 
-__all__ = ["DOMAIN", "GRPC_CODE_BY_ERROR", "grpc_code_for", "internal_status", "to_grpc_status"]
+__all__ = [
+    "DOMAIN",
+    "GRPC_CODE_BY_ERROR",
+    "grpc_code_for",
+    "internal_status",
+    "to_grpc_status",
+]
 
 DOMAIN = "lockservice"
 
@@ -70,6 +76,9 @@ def _conflict_detail(conflict: ConflictState) -> errors_pb2.ConflictDetail:
         detail.current_etag = conflict.current.etag
         detail.current_mod_revision = conflict.current.mod_revision
         detail.current_update_time.CopyFrom(timestamp(conflict.current.update_time_us))
+        detail.current_content_type = conflict.current.content_type
+        if len(conflict.current.value) <= CONFLICT_VALUE_MAX_BYTES:
+            detail.current_value = conflict.current.value
     if conflict.compare_index is not None:
         detail.compare_index = conflict.compare_index
     if conflict.expire_time_us:

@@ -11,10 +11,10 @@ import builtins as _builtins
 import sys
 import typing as _typing
 
-if sys.version_info >= (3, 11):
-    from typing import TypeAlias as _TypeAlias, Never as _Never
+if sys.version_info >= (3, 10):
+    from typing import TypeAlias as _TypeAlias
 else:
-    from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
+    from typing_extensions import TypeAlias as _TypeAlias
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
@@ -162,6 +162,8 @@ class ConflictDetail(_message.Message):
     EXPIRE_TIME_FIELD_NUMBER: _builtins.int
     LEASE_ID_FIELD_NUMBER: _builtins.int
     REVISION_FIELD_NUMBER: _builtins.int
+    CURRENT_VALUE_FIELD_NUMBER: _builtins.int
+    CURRENT_CONTENT_TYPE_FIELD_NUMBER: _builtins.int
     key: _builtins.str
     """The key (or lock name) the conflict is about."""
     exists: _builtins.bool
@@ -183,6 +185,13 @@ class ConflictDetail(_message.Message):
     """For lock conflicts: the lease that holds the lock."""
     revision: _builtins.int
     """The store revision at the time the conflict was detected."""
+    current_value: _builtins.bytes
+    """The current value of the resource, so a read-modify-write can retry at once, without
+    reading again. Set when the resource exists and its value is at most 4096 bytes (status
+    details travel in the trailers, which gRPC keeps small); otherwise unset: read the key.
+    """
+    current_content_type: _builtins.str
+    """The current content type of the resource (set whenever `exists` is true)."""
     @_builtins.property
     def current_update_time(self) -> _timestamp_pb2.Timestamp:
         """When the resource was last written."""
@@ -205,11 +214,15 @@ class ConflictDetail(_message.Message):
         expire_time: _timestamp_pb2.Timestamp | None = ...,
         lease_id: _builtins.str = ...,
         revision: _builtins.int = ...,
+        current_value: _builtins.bytes | None = ...,
+        current_content_type: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["current_update_time", b"current_update_time", "expire_time", b"expire_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_current_value", b"_current_value", "current_update_time", b"current_update_time", "current_value", b"current_value", "expire_time", b"expire_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["compare_index", b"compare_index", "current_etag", b"current_etag", "current_mod_revision", b"current_mod_revision", "current_token", b"current_token", "current_update_time", b"current_update_time", "current_version", b"current_version", "exists", b"exists", "expected", b"expected", "expire_time", b"expire_time", "holder", b"holder", "key", b"key", "lease_id", b"lease_id", "revision", b"revision"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_current_value", b"_current_value", "compare_index", b"compare_index", "current_content_type", b"current_content_type", "current_etag", b"current_etag", "current_mod_revision", b"current_mod_revision", "current_token", b"current_token", "current_update_time", b"current_update_time", "current_value", b"current_value", "current_version", b"current_version", "exists", b"exists", "expected", b"expected", "expire_time", b"expire_time", "holder", b"holder", "key", b"key", "lease_id", b"lease_id", "revision", b"revision"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__current_value: _TypeAlias = _typing.Literal["current_value"]  # noqa: Y015
+    _WhichOneofArgType__current_value: _TypeAlias = _typing.Literal["_current_value", b"_current_value"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__current_value) -> _WhichOneofReturnType__current_value | None: ...
 
 Global___ConflictDetail: _TypeAlias = ConflictDetail  # noqa: Y015

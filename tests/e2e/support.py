@@ -7,6 +7,7 @@ from typing import Any, Protocol
 
 import grpc
 
+from lockservice.model import CONFLICT_VALUE_MAX_BYTES
 from lockservice.v1 import errors_pb2, resource_pb2, resource_pb2_grpc
 from tests.conftest import ServerProcess
 from tests.grpc_errors import Failure, fails
@@ -51,12 +52,18 @@ def assert_conflict_is(
         assert detail.current_etag == ""
         assert detail.current_mod_revision == 0
         assert not detail.HasField("current_update_time")
+        assert not detail.HasField("current_value")
+        assert detail.current_content_type == ""
     else:
         assert detail.exists
         assert detail.current_version == current.version
         assert detail.current_etag == current.etag
         assert detail.current_mod_revision == current.mod_revision
         assert detail.current_update_time == current.update_time
+        assert detail.current_content_type == current.content_type
+        assert detail.HasField("current_value") == (len(current.value) <= CONFLICT_VALUE_MAX_BYTES)
+        if detail.HasField("current_value"):
+            assert detail.current_value == current.value
     assert detail.revision >= (current.mod_revision if current is not None else 0)
 
 

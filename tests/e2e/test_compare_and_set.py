@@ -104,6 +104,25 @@ def test_stale_expected_version_is_version_mismatch(resources: Stub, prefix: str
     assert get(resources, key) == current
 
 
+def test_a_conflict_carries_the_current_value_up_to_4_kib(resources: Stub, prefix: str) -> None:
+    """So a read-modify-write retries at once; a larger value is left out (read the key)."""
+    for size, carried in ((4096, True), (4097, False)):
+        key = f"{prefix}/k{size}"
+        create(resources, key, b"x" * size, content_type="application/octet-stream")
+        current = update(resources, key, b"y" * size)
+        failure = expect_failure(
+            resources.CompareAndSet,
+            resource_pb2.CompareAndSetRequest(key=key, expected_version=1, value=b"z"),
+            ABORTED,
+            "VERSION_MISMATCH",
+        )
+        detail = conflict_of(failure)
+        assert detail.HasField("current_value") is carried
+        assert detail.current_value == (b"y" * size if carried else b"")
+        assert (detail.current_version, detail.current_content_type) == (2, "application/octet-stream")
+        assert_conflict_is(detail, key, current, "version 1")
+
+
 def test_expected_version_on_a_missing_key_is_version_mismatch(resources: Stub, prefix: str) -> None:
     key = f"{prefix}/k"
     failure = expect_failure(

@@ -3,6 +3,7 @@ the stale one gets 409 with the current ETag, re-fetches, merges and succeeds.""
 
 from __future__ import annotations
 
+import base64
 import json
 
 import httpx
@@ -40,6 +41,9 @@ def test_the_stale_writer_gets_409_with_the_current_etag_then_merges_and_succeed
     assert stale.headers["etag"] == written_a.headers["etag"]
     assert problem["conflict"]["current_version"] == 2
     assert problem["conflict"]["expected"] == f"etag {seen_by_b}"
+    # The conflict carries A's document, so B could merge without reading it again.
+    assert json.loads(base64.b64decode(problem["conflict"]["current_value_base64"])) == doc_a
+    assert problem["conflict"]["current_content_type"] == "application/json"
 
     # B re-fetches, merges its change into A's, and retries with the current ETag.
     current = http.get(path)

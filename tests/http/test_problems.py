@@ -169,6 +169,8 @@ def test_a_version_mismatch_is_the_exact_problem_with_the_current_etag() -> None
             "expire_time": None,
             "lease_id": "",
             "revision": 41,
+            "current_content_type": "application/json",
+            "current_value_base64": "e30=",
         },
     }
     response = problem.response()

@@ -94,6 +94,27 @@ def test_conflict_status_carries_error_info_and_current_state() -> None:
     assert (detail.current_version, detail.current_etag, detail.current_mod_revision) == (7, '"3.7"', 42)
     assert detail.current_update_time.ToMicroseconds() == 1_700_000_000_500_000
     assert (detail.expected, detail.revision) == ("version 6", 50)
+    assert (detail.current_value, detail.current_content_type) == (b"v", "text/plain")
+
+
+def test_a_conflict_leaves_out_a_current_value_over_4_kib() -> None:
+    current = Resource(
+        key="big",
+        value=b"v" * 4097,
+        content_type="text/plain",
+        version=2,
+        create_revision=3,
+        mod_revision=4,
+        create_time_us=1_700_000_000_000_000,
+        update_time_us=1_700_000_000_500_000,
+    )
+    error = errors.VersionMismatch(
+        "big is at version 2", conflict=ConflictState(key="big", current=current, expected="version 1")
+    )
+    detail = errors_pb2.ConflictDetail()
+    assert _decode(to_grpc_status(error)).details[1].Unpack(detail)
+    assert not detail.HasField("current_value")
+    assert (detail.current_version, detail.current_content_type) == (2, "text/plain")
 
 
 def test_internal_status_hides_the_cause() -> None:

@@ -1,4 +1,5 @@
-"""`update(key, fn)`: read, apply, conditional write; on conflict re-read and re-apply, bounded."""
+"""`update(key, fn)`: read, apply, conditional write; on conflict re-apply to the value the conflict
+carries (re-read only when it carries none), bounded."""
 
 from __future__ import annotations
 
@@ -64,6 +65,104 @@ def test_update_gives_up_after_the_attempts_with_the_last_conflict(client: Clien
     assert caught.value.conflict is not None
     assert (caught.value.conflict.current_version, caught.value.conflict.expected) == (4, "version 3")
     assert client.get(key).value == b"someone else"
+
+
+def _counting_reads(client: Client | AsyncClient) -> list[str]:
+    """Records the keys `client.get` is called with, on this instance only."""
+    reads: list[str] = []
+    real_get = client.get
+
+    def get(key: str, **options: object) -> object:
+        reads.append(key)
+        return real_get(key, **options)  # type: ignore[arg-type]
+
+    client.get = get  # type: ignore[method-assign,assignment]
+    return reads
+
+
+def test_a_retry_applies_to_the_value_the_conflict_carries_without_reading(
+    client: Client, prefix: str
+) -> None:
+    key = f"{prefix}/k"
+    client.create(key, b"10", content_type="text/plain")
+    reads = _counting_reads(client)
+    seen: list[bytes | None] = []
+
+    def increment_after_a_rival(value: bytes | None) -> bytes:
+        seen.append(value)
+        if len(seen) == 1:
+            client.put(key, b"20")  # a rival's write: this try conflicts
+        return increment(value)
+
+    updated = client.update(key, increment_after_a_rival, backoff=Backoff(attempts=3, initial=0.001))
+    assert (seen, reads) == ([b"10", b"20"], [key])
+    assert (updated.value, updated.version, updated.content_type) == (b"21", 3, "text/plain")
+
+
+def test_a_conflict_on_a_deleted_key_retries_as_a_create_without_reading(client: Client, prefix: str) -> None:
+    key = f"{prefix}/k"
+    client.create(key, b"1")
+    reads = _counting_reads(client)
+    seen: list[bytes | None] = []
+
+    def increment_after_a_delete(value: bytes | None) -> bytes:
+        seen.append(value)
+        if len(seen) == 1:
+            client.delete(key)
+        return increment(value)
+
+    updated = client.update(key, increment_after_a_delete, backoff=Backoff(attempts=3, initial=0.001))
+    assert (seen, reads) == ([b"1", None], [key])
+    assert (updated.value, updated.version) == (b"1", 1)
+
+
+def test_a_value_over_4_kib_is_read_again_after_a_conflict(client: Client, prefix: str) -> None:
+    key = f"{prefix}/big"
+    client.create(key, b"a" * 5000)
+    reads = _counting_reads(client)
+    seen: list[bytes | None] = []
+
+    def append_after_a_rival(value: bytes | None) -> bytes:
+        seen.append(value)
+        if len(seen) == 1:
+            client.put(key, b"b" * 5000)
+        return (value or b"") + b"!"
+
+    updated = client.update(key, append_after_a_rival, backoff=Backoff(attempts=3, initial=0.001))
+    assert (seen, reads) == ([b"a" * 5000, b"b" * 5000], [key, key])
+    assert (updated.value, updated.version) == (b"b" * 5000 + b"!", 3)
+
+
+def test_the_async_update_retries_from_the_conflict_without_reading(
+    server: ServerProcess, client: Client, prefix: str
+) -> None:
+    key = f"{prefix}/k"
+    client.create(key, b"5")
+    seen: list[bytes | None] = []
+
+    def increment_after_a_rival(value: bytes | None) -> bytes:
+        seen.append(value)
+        if len(seen) == 1:
+            client.put(key, b"7")  # the rival (a blocking client: the server is another process)
+        return increment(value)
+
+    async def scenario() -> tuple[list[str], bytes, int]:
+        async with AsyncClient(server.address) as aclient:
+            reads: list[str] = []
+            real_get = aclient.get
+
+            async def get(key: str, **options: object) -> object:
+                reads.append(key)
+                return await real_get(key, **options)  # type: ignore[arg-type]
+
+            aclient.get = get  # type: ignore[method-assign,assignment]
+            updated = await aclient.update(
+                key, increment_after_a_rival, backoff=Backoff(attempts=3, initial=0.001)
+            )
+            return reads, updated.value, updated.version
+
+    assert asyncio.run(scenario()) == ([key], b"8", 3)
+    assert seen == [b"5", b"7"]
 
 
 def test_sixteen_threads_updating_one_key_lose_no_increment(client: Client, prefix: str) -> None:

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from google.protobuf import duration_pb2
 
 from lockservice_client._proto import lease_pb2, lock_pb2, resource_pb2
+from lockservice_client.errors import Conflict
 
 __all__ = [
     "acquire_lock",
@@ -29,6 +30,7 @@ __all__ = [
     "refresh_lease",
     "release_lock",
     "revoke_lease",
+    "state_from_conflict",
     "transact",
     "update_resource",
     "write_if_unchanged",
@@ -194,6 +196,25 @@ def write_if_unchanged(
         content_type=content_type,
         fence=fence,
         lease_id="",
+    )
+
+
+def state_from_conflict(key: str, conflict: Conflict | None) -> tuple[bool, resource_pb2.Resource | None]:
+    """What a conflict says of the key now, for `update()`'s next try without a read:
+    (True, the resource) or (True, None) when it is absent; (False, None) when the conflict
+    does not carry the value (over 4 KiB, or an older server)."""
+    if conflict is None:
+        return False, None
+    if not conflict.exists:
+        return True, None
+    if conflict.current_value is None:
+        return False, None
+    return True, resource_pb2.Resource(
+        key=key,
+        value=conflict.current_value,
+        content_type=conflict.current_content_type,
+        version=conflict.current_version,
+        etag=conflict.current_etag,
     )
 
 

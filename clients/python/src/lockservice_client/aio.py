@@ -193,12 +193,17 @@ class AsyncClient:
         fence: lock_pb2.Fence | None = None,
         timeout: float | None = None,
     ) -> resource_pb2.Resource:
-        for retry in range(backoff.attempts - 1):
+        known: tuple[bool, resource_pb2.Resource | None] = (False, None)
+        for retry in range(backoff.attempts):
             try:
-                return await self._update_once(key, apply, content_type, fence, timeout)
-            except UPDATE_CONFLICTS:
+                return await self._update_once(key, apply, content_type, fence, timeout, known)
+            except UPDATE_CONFLICTS as conflict:
+                if retry == backoff.attempts - 1:
+                    raise
+                # The conflict carries the current state: the next try needs no read.
+                known = _requests.state_from_conflict(key, conflict.conflict)
                 await asyncio.sleep(backoff.delay(retry))
-        return await self._update_once(key, apply, content_type, fence, timeout)
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def _update_once(
         self,
@@ -207,11 +212,14 @@ class AsyncClient:
         content_type: str,
         fence: lock_pb2.Fence | None,
         timeout: float | None,
+        known: tuple[bool, resource_pb2.Resource | None],
     ) -> resource_pb2.Resource:
-        try:
-            current: resource_pb2.Resource | None = await self.get(key, timeout=timeout)
-        except ResourceNotFound:
-            current = None
+        current: resource_pb2.Resource | None = known[1]
+        if not known[0]:
+            try:
+                current = await self.get(key, timeout=timeout)
+            except ResourceNotFound:
+                current = None
         value = apply(None if current is None else current.value)
         request = _requests.write_if_unchanged(key, value, current, content_type, fence)
         return await self._call(self._resources.CompareAndSet, request, timeout)

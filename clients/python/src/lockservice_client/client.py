@@ -227,15 +227,21 @@ class Client:
     ) -> resource_pb2.Resource:
         """Read-modify-write without lost updates: reads `key`, writes `apply(value)` (`apply(None)`
         when the key is missing: the write creates it) only if nobody wrote in between; on a
-        conflict re-reads and re-applies, up to `backoff.attempts` times with exponential backoff
-        and jitter, then raises the last VersionConflict / ValueConflict. `apply` may run several
+        conflict re-applies to the current value the conflict carries (reading again only when it
+        does not carry one: values over 4 KiB), up to `backoff.attempts` times with exponential
+        backoff and jitter, then raises the last VersionConflict / ValueConflict. `apply` may run several
         times: keep it free of side effects."""
-        for retry in range(backoff.attempts - 1):
+        known: tuple[bool, resource_pb2.Resource | None] = (False, None)
+        for retry in range(backoff.attempts):
             try:
-                return self._update_once(key, apply, content_type, fence, timeout)
-            except UPDATE_CONFLICTS:
+                return self._update_once(key, apply, content_type, fence, timeout, known)
+            except UPDATE_CONFLICTS as conflict:
+                if retry == backoff.attempts - 1:
+                    raise
+                # The conflict carries the current state: the next try needs no read.
+                known = _requests.state_from_conflict(key, conflict.conflict)
                 time.sleep(backoff.delay(retry))
-        return self._update_once(key, apply, content_type, fence, timeout)
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     def _update_once(
         self,
@@ -244,11 +250,14 @@ class Client:
         content_type: str,
         fence: lock_pb2.Fence | None,
         timeout: float | None,
+        known: tuple[bool, resource_pb2.Resource | None],
     ) -> resource_pb2.Resource:
-        try:
-            current: resource_pb2.Resource | None = self.get(key, timeout=timeout)
-        except ResourceNotFound:
-            current = None
+        current: resource_pb2.Resource | None = known[1]
+        if not known[0]:
+            try:
+                current = self.get(key, timeout=timeout)
+            except ResourceNotFound:
+                current = None
         value = apply(None if current is None else current.value)
         request = _requests.write_if_unchanged(key, value, current, content_type, fence)
         return self._call(self._resources.CompareAndSet, request, timeout)

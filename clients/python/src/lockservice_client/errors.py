@@ -81,6 +81,9 @@ class Conflict:
     expire_time: datetime.datetime | None
     lease_id: str
     revision: int
+    # The current value when the resource exists and it is at most 4 KiB; None otherwise.
+    current_value: bytes | None = None
+    current_content_type: str = ""
 
 
 class LockserviceError(Exception):
@@ -291,6 +294,8 @@ def conflict_from_detail(detail: errors_pb2.ConflictDetail) -> Conflict:
         expire_time=_time(detail.expire_time, detail.HasField("expire_time")),
         lease_id=detail.lease_id,
         revision=detail.revision,
+        current_value=detail.current_value if detail.HasField("current_value") else None,
+        current_content_type=detail.current_content_type,
     )
 
 
