@@ -16,7 +16,10 @@ T = TypeVar("T")
 
 
 def fingerprint(method: str, request: Any) -> str:
-    """A digest of everything in `request` but its request_id, bound to the method name."""
+    """A digest of everything in `request` but its request_id, bound to the method name; ""
+    when the request has no request_id, as then nothing is ever compared with it."""
+    if not getattr(request, "request_id", ""):
+        return ""
     digest = hashlib.sha256(method.encode())
     for f in fields(request):
         if f.name == "request_id":
