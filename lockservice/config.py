@@ -13,7 +13,7 @@ from lockservice.authfiles import load_policy, load_tokens
 from lockservice.core.limits import Limits
 from lockservice.logs import LOG_LEVELS
 
-__all__ = ["ConfigError", "Settings", "is_postgres_url", "parse_listen", "sqlite_path"]
+__all__ = ["ConfigError", "Settings", "is_postgres_url", "parse_listen", "readable_file", "sqlite_path"]
 
 _HOST_PORT = re.compile(r"^(?P<host>\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.\-]+):(?P<port>\d{1,5})$")
 
@@ -34,7 +34,7 @@ class Settings:
     watch_history_revisions: int = 10_000
     metrics_listen: str = ""
     health_listen: str = ""
-    # The HTTP adapter, served in this process beside gRPC (off if empty).
+    # The HTTP adapter, served in this process beside gRPC (off if empty); HTTPS with the TLS files.
     http_listen: str = ""
     tls_cert: str = ""
     tls_key: str = ""
@@ -134,7 +134,8 @@ def is_postgres_url(store: str) -> bool:
     return store.startswith(("postgresql://", "postgres://"))
 
 
-def _readable(flag: str, path: str) -> list[str]:
+def readable_file(flag: str, path: str) -> list[str]:
+    """The problem with the file `path` given by `flag`, if it is not a file this user can read."""
     if not os.path.isfile(path):
         return [f"{flag}: {path} is not a file"]
     if not os.access(path, os.R_OK):
@@ -153,11 +154,6 @@ def _security_problems(settings: Settings) -> list[str]:
         match = _HOST_PORT.match(listen) if listen else None
         if listen and (match is None or not 0 <= int(match["port"]) <= 65535):
             problems.append(f"{flag}: {listen!r} is not HOST:PORT")
-    if settings.http_listen and settings.tls_cert:
-        problems.append(
-            "--http-listen: the in-process HTTP adapter speaks plaintext gRPC to this server; with TLS, "
-            "run the gateway separately (python -m lockservice.http --target ...)"
-        )
     if bool(settings.tls_cert) != bool(settings.tls_key):
         problems.append("--tls-cert and --tls-key: give both or neither")
     if settings.tls_client_ca and not settings.tls_cert:
@@ -168,7 +164,7 @@ def _security_problems(settings: Settings) -> list[str]:
         ("--tls-client-ca", settings.tls_client_ca),
     ):
         if path:
-            problems += _readable(flag, path)
+            problems += readable_file(flag, path)
     if settings.auth_policy and not settings.authenticates:
         problems.append("--auth-policy: needs identities: give --auth-tokens or --tls-client-ca")
     for flag, path, load in (

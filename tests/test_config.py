@@ -99,6 +99,19 @@ def test_security_settings_are_checked_together(tmp_path: Path) -> None:
     )
 
 
+def test_http_listen_with_tls_is_valid(tmp_path: Path) -> None:
+    pem = tmp_path / "any.pem"
+    pem.write_text("not checked here: gRPC and the HTTP server load it at start\n")
+    settings = Settings(
+        db=str(tmp_path / "x.db"),
+        http_listen="127.0.0.1:8443",
+        tls_cert=str(pem),
+        tls_key=str(pem),
+        tls_client_ca=str(pem),
+    )
+    assert settings.validate() == []
+
+
 def test_every_setting_is_a_flag_in_the_help_and_a_row_of_the_readme(
     capsys: pytest.CaptureFixture[str],
 ) -> None:

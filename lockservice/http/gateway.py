@@ -1,25 +1,37 @@
 """The standalone HTTP gateway: the adapter in front of a (possibly remote) lockservice.
 
     python -m lockservice.http --target 10.0.0.5:50051 --listen 0.0.0.0:8080
+    python -m lockservice.http --target lockservice:50051 --target-ca ca.crt \
+        --listen 0.0.0.0:8443 --tls-cert gateway.crt --tls-key gateway.key
 
 Every flag has a variable twin; a flag beats its variable, which beats the default.
-SIGTERM or SIGINT stops it gracefully (exit 0); a bad flag exits 2, a port it cannot bind 1.
+SIGTERM or SIGINT stops it gracefully (exit 0); a bad flag exits 2 (one line per problem), a
+port it cannot bind or a TLS file it cannot load 1.
+
+The gateway dials the server with its own credentials (`--target-cert`), never its callers'
+certificates: a remote server cannot tell a gateway's word about who a caller is from anyone
+else's. So with a client certificate of its own, it answers 401 to a request without
+`Authorization` rather than let the caller act under the gateway's identity.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import os
 import signal
+import sys
 from collections.abc import Sequence
 
+import grpc
 import structlog
 
+from lockservice.config import readable_file
 from lockservice.http.app import create_app
 from lockservice.http.options import HttpOptions
 from lockservice.http.problems import ProblemOptions
-from lockservice.http.serve import parse_listen, run_http
+from lockservice.http.serve import HttpTls, parse_listen, run_http
 from lockservice.logs import LOG_LEVELS, configure_logging
 
 __all__ = ["add_http_arguments", "build_gateway_parser", "http_options", "main_gateway"]
@@ -89,6 +101,85 @@ def http_options(args: argparse.Namespace) -> HttpOptions:
     )
 
 
+def _add_tls_arguments(parser: argparse.ArgumentParser) -> None:
+    """HTTPS on --listen, and TLS to --target."""
+
+    def path(flag: str, variable: str, help_text: str) -> None:
+        parser.add_argument(
+            flag, metavar="PATH", default=os.environ.get(variable, ""), help=f"{help_text} [{variable}]"
+        )
+
+    path("--tls-cert", "LOCKSERVICE_HTTP_TLS_CERT", "PEM certificate chain: serve HTTPS")
+    path("--tls-key", "LOCKSERVICE_HTTP_TLS_KEY", "PEM private key of --tls-cert")
+    path("--tls-client-ca", "LOCKSERVICE_HTTP_TLS_CLIENT_CA", "PEM CA bundle: require client certificates")
+    parser.add_argument(
+        "--target-tls",
+        action="store_true",
+        default=_env_flag("LOCKSERVICE_TARGET_TLS"),
+        help="dial --target over TLS, trusting the system's roots [LOCKSERVICE_TARGET_TLS]",
+    )
+    path("--target-ca", "LOCKSERVICE_TARGET_CA", "PEM CA that signed the server: dial --target over TLS")
+    path("--target-cert", "LOCKSERVICE_TARGET_CERT", "PEM client certificate for --target (mutual TLS)")
+    path("--target-key", "LOCKSERVICE_TARGET_KEY", "PEM private key of --target-cert")
+    parser.add_argument(
+        "--target-server-name",
+        metavar="NAME",
+        default=os.environ.get("LOCKSERVICE_TARGET_SERVER_NAME", ""),
+        help="name to expect in the server's certificate [LOCKSERVICE_TARGET_SERVER_NAME]",
+    )
+
+
+def _dials_tls(args: argparse.Namespace) -> bool:
+    return bool(args.target_tls or args.target_ca or args.target_cert)
+
+
+def _tls_problems(args: argparse.Namespace) -> list[str]:
+    """Every problem with the TLS flags, one line each."""
+    problems: list[str] = []
+    for cert, key, cert_value, key_value in (
+        ("--tls-cert", "--tls-key", args.tls_cert, args.tls_key),
+        ("--target-cert", "--target-key", args.target_cert, args.target_key),
+    ):
+        if bool(cert_value) != bool(key_value):
+            problems.append(f"{cert} and {key}: give both or neither")
+    if args.tls_client_ca and not args.tls_cert:
+        problems.append("--tls-client-ca: client certificates need HTTPS; give --tls-cert and --tls-key")
+    if args.target_server_name and not _dials_tls(args):
+        problems.append("--target-server-name: needs TLS to the target; give --target-ca or --target-tls")
+    for flag in (
+        "--tls-cert",
+        "--tls-key",
+        "--tls-client-ca",
+        "--target-ca",
+        "--target-cert",
+        "--target-key",
+    ):
+        value = getattr(args, flag.removeprefix("--").replace("-", "_"))
+        if value:
+            problems += readable_file(flag, value)
+    return problems
+
+
+def _read(path: str) -> bytes | None:
+    if not path:
+        return None
+    with open(path, "rb") as file:
+        return file.read()
+
+
+def _channel(args: argparse.Namespace) -> grpc.aio.Channel:
+    """The channel to --target: plaintext, or TLS with the gateway's own client certificate."""
+    if not _dials_tls(args):
+        return grpc.aio.insecure_channel(args.target)
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=_read(args.target_ca),
+        private_key=_read(args.target_key),
+        certificate_chain=_read(args.target_cert),
+    )
+    options = [("grpc.ssl_target_name_override", args.target_server_name)] if args.target_server_name else []
+    return grpc.aio.secure_channel(args.target, credentials, options=options)
+
+
 def build_gateway_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m lockservice.http", description="Serve the lockservice HTTP adapter for a gRPC target."
@@ -106,6 +197,7 @@ def build_gateway_parser() -> argparse.ArgumentParser:
         default=os.environ.get("LOCKSERVICE_HTTP_LISTEN", "127.0.0.1:8080"),
         help="HTTP address: HOST:PORT or unix:PATH [LOCKSERVICE_HTTP_LISTEN] (default %(default)s)",
     )
+    _add_tls_arguments(parser)
     add_http_arguments(parser)
     parser.add_argument(
         "--log-level", choices=LOG_LEVELS, default=os.environ.get("LOCKSERVICE_LOG_LEVEL", "info")
@@ -126,13 +218,25 @@ def build_gateway_parser() -> argparse.ArgumentParser:
 
 
 async def _serve(args: argparse.Namespace) -> int:
-    app = create_app(target=args.target, options=http_options(args))
+    # Its own certificate would answer for every caller without a token: require theirs.
+    options = dataclasses.replace(http_options(args), require_authorization=bool(args.target_cert))
+    channel = _channel(args)
+    tls = HttpTls(args.tls_cert, args.tls_key, args.tls_client_ca) if args.tls_cert else None
     try:
-        server = await run_http(app, args.listen, grace=args.grace_period)
+        server = await run_http(
+            create_app(channel=channel, options=options), args.listen, grace=args.grace_period, tls=tls
+        )
     except OSError as error:
         _log.error("http.bind_failed", listen=args.listen, error=str(error))
+        await channel.close()
         return 1
-    _log.info("http.listening", address=server.address, target=args.target)
+    _log.info(
+        "http.listening",
+        address=server.address,
+        target=args.target,
+        https="mutual" if args.tls_client_ca else bool(tls),
+        target_tls=_dials_tls(args),
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -140,6 +244,7 @@ async def _serve(args: argparse.Namespace) -> int:
     await stop.wait()
     _log.info("http.stopping")
     await server.stop()
+    await channel.close()
     return 0
 
 
@@ -155,5 +260,10 @@ def main_gateway(argv: Sequence[str] | None = None) -> int:
             )
     except SystemExit as exit_:
         return int(exit_.code or 0)
+    problems = _tls_problems(args)
+    for problem in problems:
+        print(f"{parser.prog}: error: {problem}", file=sys.stderr)
+    if problems:
+        return 2
     configure_logging(args.log_level, args.log_format)
     return asyncio.run(_serve(args))

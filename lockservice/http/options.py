@@ -25,6 +25,13 @@ class HttpOptions:
       revision, a bad key) so it can answer a plain problem+json rather than an SSE error event.
     - `watch_heartbeat_seconds`: an SSE comment is sent when a watch is idle this long, so
       proxies keep the stream open.
+    - `require_authorization`: every call needs the caller's own `Authorization` (401 without).
+      For a gateway that dials lockservice with a client certificate of its own: a caller
+      without a token would otherwise act under the gateway's certificate identity.
+    - `client_identity_secret`: set by `lockservice serve` for the adapter it runs in its own
+      process, over its private socket: the identity of an HTTPS caller's verified client
+      certificate is passed on with this secret, which only that server knows and trusts
+      (`lockservice.http.identity`). Empty: never passed on.
     """
 
     problems: ProblemOptions = field(default_factory=ProblemOptions)
@@ -34,3 +41,5 @@ class HttpOptions:
     call_timeout_seconds: float = 30.0
     watch_open_seconds: float = 0.2
     watch_heartbeat_seconds: float = 15.0
+    require_authorization: bool = False
+    client_identity_secret: str = field(default="", repr=False)

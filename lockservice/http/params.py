@@ -1,7 +1,8 @@
 """Query parameters and request headers, checked and converted; 400 naming the field otherwise.
 
 `Authorization` is passed on, as the `authorization` metadata of the gRPC call, so a server with
-authentication sees the HTTP caller's own credentials (the adapter holds none of its own).
+authentication sees the HTTP caller's own credentials (the adapter lends none of its own: see
+`HttpOptions.require_authorization` and `HttpOptions.client_identity_secret`).
 
 Headers that carry lockservice fields on the raw resource routes:
 - `Idempotency-Key`: the `request_id` of a write (AIP-155: a retry returns the first answer);
@@ -13,10 +14,13 @@ from __future__ import annotations
 
 from typing import TypedDict
 
+import grpc
 from starlette.requests import Request
 
 from lockservice.http.bodies import JsonFields
-from lockservice.http.failures import invalid_argument
+from lockservice.http.failures import Failure, RequestRejected, invalid_argument
+from lockservice.http.identity import ADAPTER_SECRET_METADATA, CLIENT_IDENTITY_METADATA, SCOPE_KEY
+from lockservice.http.options import HttpOptions
 from lockservice.v1 import lock_pb2, resource_pb2
 
 __all__ = [
@@ -95,10 +99,34 @@ def _header(request: Request, name: str) -> str:
     return value
 
 
-def forwarded(request: Request) -> tuple[tuple[str, str], ...]:
-    """The gRPC metadata of the call made for `request`: the caller's credentials, if any."""
+def forwarded(request: Request, options: HttpOptions) -> tuple[tuple[str, str], ...]:
+    """The gRPC metadata of the call made for `request`: the caller's credentials, if any.
+
+    - `Authorization`, as it came;
+    - with `options.client_identity_secret` (the in-process adapter only), the identity of the
+      connection's verified client certificate and the secret that makes the server trust it;
+    - with `options.require_authorization`, a request without `Authorization` is refused here
+      (401), so that it never runs under the identity the adapter's own connection presents.
+    """
     authorization = _header(request, "Authorization")
-    return (("authorization", authorization),) if authorization else ()
+    if authorization:
+        return (("authorization", authorization),)
+    identity = request.scope.get(SCOPE_KEY)
+    if options.client_identity_secret and isinstance(identity, str) and identity:
+        return (
+            (CLIENT_IDENTITY_METADATA, identity),
+            (ADAPTER_SECRET_METADATA, options.client_identity_secret),
+        )
+    if options.require_authorization:
+        raise RequestRejected(
+            Failure(
+                grpc.StatusCode.UNAUTHENTICATED,
+                "UNAUTHENTICATED",
+                "this gateway needs each caller's own credentials: send 'Authorization: Bearer TOKEN'",
+                metadata={"scheme": "Bearer"},
+            )
+        )
+    return ()
 
 
 def idempotency_key(request: Request) -> str:

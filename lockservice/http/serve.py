@@ -4,6 +4,10 @@ gRPC server in `lockservice serve`, or alone in the gateway command).
 The socket is bound here, before uvicorn starts, so a taken port is an `OSError` from
 `run_http` rather than uvicorn's `sys.exit` inside a task; uvicorn's signal handlers are not
 installed, so the caller's own SIGTERM handling (drain gRPC, then HTTP) stays in charge.
+
+With `HttpTls` it serves HTTPS; with a client CA too, every connection must present a
+certificate signed by it (refused at the handshake otherwise), and each request's scope carries
+the certificate's identity under `identity.SCOPE_KEY`.
 """
 
 from __future__ import annotations
@@ -12,13 +16,18 @@ import asyncio
 import contextlib
 import math
 import socket
+import ssl
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import uvicorn
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
-__all__ = ["HttpServer", "local_target", "parse_listen", "run_http"]
+from lockservice.http.identity import SCOPE_KEY, certificate_identity
+
+__all__ = ["HttpServer", "HttpTls", "local_target", "parse_listen", "run_http"]
 
 _STARTUP_SECONDS = 30.0
 
@@ -27,6 +36,34 @@ class _Server(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield  # the embedding program owns the signals
+
+
+@dataclass(frozen=True)
+class HttpTls:
+    """HTTPS with the PEM certificate chain `cert` and its `key`; with `client_ca`, every client
+    must present a certificate signed by it (mutual TLS), as on lockservice's gRPC port."""
+
+    cert: str
+    key: str
+    client_ca: str = ""
+
+
+class _CertificateIdentityProtocol(H11Protocol):
+    """HTTP/1.1 that puts the identity of the connection's verified client certificate in the
+    scope of each of its requests (uvicorn does not pass the TLS peer on to the app)."""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        # Called once the handshake is done: with CERT_REQUIRED the certificate was verified.
+        identity = certificate_identity(transport.get_extra_info("peercert"))
+        app = self.app
+
+        async def with_identity(scope: Scope, receive: Receive, send: Send) -> None:
+            if identity is not None:
+                scope[SCOPE_KEY] = identity
+            await app(scope, receive, send)
+
+        self.app = with_identity
 
 
 def parse_listen(listen: str) -> tuple[str, int] | Path:
@@ -103,11 +140,8 @@ class HttpServer:
         await self._task
 
 
-async def run_http(app: ASGIApp, listen: str, *, grace: float = 10.0, access_log: bool = False) -> HttpServer:
-    """Starts serving `app` on `listen` ("HOST:PORT", "[::1]:PORT", "unix:PATH"; port 0 picks one)
-    in the running loop and returns once it accepts connections. Raises OSError if it cannot bind,
-    ValueError for a malformed `listen`, RuntimeError if the app's startup fails."""
-    sock = _bind(listen)
+def _config(app: ASGIApp, grace: float, access_log: bool, tls: HttpTls | None) -> uvicorn.Config:
+    client_ca = tls.client_ca if tls is not None else ""
     config = uvicorn.Config(
         app,
         log_config=None,  # logs go through the process's logging setup (lockservice.logs)
@@ -115,7 +149,30 @@ async def run_http(app: ASGIApp, listen: str, *, grace: float = 10.0, access_log
         lifespan="auto",
         timeout_graceful_shutdown=math.ceil(grace),
         server_header=False,
+        ssl_certfile=tls.cert if tls is not None else None,
+        ssl_keyfile=tls.key if tls is not None else None,
+        ssl_ca_certs=client_ca or None,
+        ssl_cert_reqs=ssl.CERT_REQUIRED if client_ca else ssl.CERT_NONE,
+        http=_CertificateIdentityProtocol if client_ca else "auto",
     )
+    config.load()  # here, so unreadable TLS files are an ssl.SSLError (an OSError) from run_http
+    return config
+
+
+async def run_http(
+    app: ASGIApp,
+    listen: str,
+    *,
+    grace: float = 10.0,
+    access_log: bool = False,
+    tls: HttpTls | None = None,
+) -> HttpServer:
+    """Starts serving `app` on `listen` ("HOST:PORT", "[::1]:PORT", "unix:PATH"; port 0 picks one)
+    in the running loop and returns once it accepts connections, over HTTPS with `tls`. Raises
+    OSError if it cannot bind or read the TLS files, ValueError for a malformed `listen`,
+    RuntimeError if the app's startup fails."""
+    config = _config(app, grace, access_log, tls)
+    sock = _bind(listen)
     server = _Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]), name=f"http {listen}")
     deadline = asyncio.get_running_loop().time() + _STARTUP_SECONDS

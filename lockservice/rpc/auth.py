@@ -5,6 +5,13 @@ against the `--auth-tokens` file) or, without a token, from the verified client 
 mutual-TLS connection (its subject common name, else its first subject alternative name). A
 token that is presented must be valid, even on a connection with a client certificate.
 
+The in-process HTTP adapter (`lockservice serve --http-listen`) reaches this server over a private
+unix socket with no certificate of its own. With mutual TLS it verifies each HTTPS caller's
+client certificate itself and passes the identity on as `lockservice-client-identity` metadata
+with the per-process secret this guard was given; the pair is honoured only on that socket's
+local transport and only with the right secret, so no other caller can claim an identity, and no
+HTTP caller ever gets one it did not prove.
+
 The identity of the current call is kept in a context variable (each gRPC call runs in its own
 task, so its own context) for the servicers, which pass it to the core as the owner of leases.
 Nothing here runs, and nothing costs, when authentication is off.
@@ -13,6 +20,7 @@ Nothing here runs, and nothing costs, when authentication is off.
 from __future__ import annotations
 
 import contextvars
+import hmac
 from collections.abc import Mapping
 from typing import Any
 
@@ -21,6 +29,7 @@ import grpc
 from lockservice.authfiles import token_digest
 from lockservice.core.access import AccessPolicy
 from lockservice.errors import Unauthenticated
+from lockservice.http.identity import ADAPTER_SECRET_METADATA, CLIENT_IDENTITY_METADATA
 from lockservice.rpc.permissions import required_access
 
 __all__ = ["Guard", "caller"]
@@ -42,22 +51,38 @@ def _certificate_identity(context: grpc.aio.ServicerContext[Any, Any]) -> str | 
     return None
 
 
+def _metadata(context: grpc.aio.ServicerContext[Any, Any], wanted: str) -> str | None:
+    for key, value in context.invocation_metadata() or ():
+        if key == wanted:
+            return str(value)
+    return None
+
+
 class Guard:
-    """Authenticates every call, then checks the rights its request needs on its keys."""
+    """Authenticates every call, then checks the rights its request needs on its keys.
+
+    `adapter_secret` is the secret the in-process HTTP adapter sends with the certificate
+    identities it passes on (empty: none is accepted)."""
 
     def __init__(
-        self, tokens: Mapping[bytes, str], policy: AccessPolicy | None, *, client_certificates: bool
+        self,
+        tokens: Mapping[bytes, str],
+        policy: AccessPolicy | None,
+        *,
+        client_certificates: bool,
+        adapter_secret: str = "",
     ) -> None:
         self._tokens = dict(tokens)
         self._policy = policy
         self._client_certificates = client_certificates
+        self._adapter_secret = adapter_secret.encode()
 
     def identify(self, context: grpc.aio.ServicerContext[Any, Any]) -> str:
-        for key, value in context.invocation_metadata() or ():
-            if key == "authorization":
-                return self._token_identity(str(value))
+        authorization = _metadata(context, "authorization")
+        if authorization is not None:
+            return self._token_identity(authorization)
         if self._client_certificates:
-            identity = _certificate_identity(context)
+            identity = self._adapter_identity(context) or _certificate_identity(context)
             if identity:
                 return identity
         raise Unauthenticated(
@@ -65,6 +90,16 @@ class Guard:
             + (" or connect with a client certificate" if self._client_certificates else ""),
             metadata={"scheme": "Bearer"},
         )
+
+    def _adapter_identity(self, context: grpc.aio.ServicerContext[Any, Any]) -> str | None:
+        """The identity the in-process adapter verified, if this call is the adapter's."""
+        identity = _metadata(context, CLIENT_IDENTITY_METADATA)
+        secret = _metadata(context, ADAPTER_SECRET_METADATA)
+        if not (self._adapter_secret and identity and secret):
+            return None
+        if context.auth_context().get("transport_security_type") != [b"local"]:
+            return None  # only the private unix socket, never the public port
+        return identity if hmac.compare_digest(secret.encode(), self._adapter_secret) else None
 
     def _token_identity(self, header: str) -> str:
         if header[: len(_BEARER)].lower() != _BEARER:

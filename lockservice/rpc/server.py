@@ -19,12 +19,12 @@ from lockservice.core.locks import Locks
 from lockservice.core.quotas import StreamQuota
 from lockservice.core.resources import Resources
 from lockservice.core.watch import Watches
-from lockservice.http import create_app, local_target, run_http
 from lockservice.rpc.auth import Guard
 from lockservice.rpc.calls import CallPolicy, install
 from lockservice.rpc.decoding import add_servicer
 from lockservice.rpc.leases import LeaseServicer
 from lockservice.rpc.lifecycle import Lifecycle
+from lockservice.rpc.local_http import LocalHttp
 from lockservice.rpc.locks import LockServicer
 from lockservice.rpc.metrics import ReportsStats, RpcMetrics, serve_metrics
 from lockservice.rpc.resources import ResourceServicer
@@ -67,14 +67,16 @@ def _store_name(settings: Settings) -> str:
     return "postgresql" if is_postgres_url(settings.store) else sqlite_path(settings.store, settings.db)
 
 
-def _call_policy(settings: Settings) -> CallPolicy:
-    """What every call goes through. The files were validated at start (`Settings.validate`)."""
+def _call_policy(settings: Settings, adapter_secret: str) -> CallPolicy:
+    """What every call goes through. The files were validated at start (`Settings.validate`);
+    `adapter_secret` is the in-process HTTP adapter's (`LocalHttp`), or empty."""
     guard = None
     if settings.authenticates:
         guard = Guard(
             load_tokens(settings.auth_tokens) if settings.auth_tokens else {},
             load_policy(settings.auth_policy) if settings.auth_policy else None,
             client_certificates=bool(settings.tls_client_ca),
+            adapter_secret=adapter_secret,
         )
     return CallPolicy(
         guard=guard,
@@ -104,8 +106,9 @@ async def serve(settings: Settings) -> int:
     (1 when a port cannot be opened)."""
     limits = settings.limits
     store = await _open_store(settings)
-    policy = install(_call_policy(settings))
     message_limit = _message_limit(settings)
+    local_http = LocalHttp(settings, message_limit) if settings.http_listen else None
+    policy = install(_call_policy(settings, local_http.secret if local_http is not None else ""))
     server = grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", message_limit),
@@ -137,12 +140,16 @@ async def serve(settings: Settings) -> int:
     try:
         await lifecycle.starting(settings.health_listen)
         port = _bind(server, settings)
+        if local_http is not None:
+            local_http.bind(server)
         if policy.metrics is not None:
             policy.metrics.watchers.set_function(lambda: watches.active)
             policy.metrics.watch_store(store)
             stop_metrics = serve_metrics(policy.metrics, settings.metrics_listen)
     except (RuntimeError, OSError) as error:
         await lifecycle.close()
+        if local_http is not None:
+            await local_http.stop()
         await store.close()
         _log.error(
             "cannot listen",
@@ -153,16 +160,12 @@ async def serve(settings: Settings) -> int:
         return 1
     await server.start()
     expirer.start()
-    http_server = None
-    if settings.http_listen:
+    if local_http is not None:
         try:
-            http_server = await run_http(
-                create_app(target=local_target(settings.listen)),
-                settings.http_listen,
-                grace=settings.grace_period_seconds,
-            )
+            await local_http.start()
         except (OSError, ValueError, RuntimeError) as error:
             _log.error("cannot listen", http_listen=settings.http_listen, error=str(error))
+            await local_http.stop()
             await expirer.stop()
             await server.stop(0)
             await lifecycle.close()
@@ -194,8 +197,8 @@ async def serve(settings: Settings) -> int:
         await lifecycle.drain(settings.grace_period_seconds, end_waits)
     finally:
         # After gRPC has drained: open HTTP watch streams end with their gRPC streams.
-        if http_server is not None:
-            await http_server.stop()
+        if local_http is not None:
+            await local_http.stop()
         if sampler is not None:
             sampler.cancel()
         await expirer.stop()

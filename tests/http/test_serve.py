@@ -73,3 +73,24 @@ def test_bad_variables_are_usage_errors_too(monkeypatch: pytest.MonkeyPatch) -> 
         with monkeypatch.context() as patched:
             patched.setenv(name, value)
             assert main_gateway([]) == 2, name
+
+
+def test_the_gateway_checks_its_tls_flags_one_line_each(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = str(tmp_path / "missing.pem")
+    assert main_gateway(["--tls-cert", missing, "--tls-client-ca", missing, "--target-key", missing]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "python -m lockservice.http: error: --tls-cert and --tls-key: give both or neither",
+        "python -m lockservice.http: error: --target-cert and --target-key: give both or neither",
+        f"python -m lockservice.http: error: --tls-cert: {missing} is not a file",
+        f"python -m lockservice.http: error: --tls-client-ca: {missing} is not a file",
+        f"python -m lockservice.http: error: --target-key: {missing} is not a file",
+    ]
+    assert main_gateway(["--tls-client-ca", missing, "--target-server-name", "lockservice"]) == 2
+    assert capsys.readouterr().err.splitlines()[:2] == [
+        "python -m lockservice.http: error: --tls-client-ca: client certificates need HTTPS; "
+        "give --tls-cert and --tls-key",
+        "python -m lockservice.http: error: --target-server-name: needs TLS to the target; "
+        "give --target-ca or --target-tls",
+    ]

@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from lockservice.http import params
 from lockservice.http.backend import Backend
 from lockservice.http.options import HttpOptions
 
@@ -36,3 +37,7 @@ class RouteGroup:
 
     def routes(self) -> list[Route]:
         raise NotImplementedError
+
+    def _forwarded(self, request: Request) -> tuple[tuple[str, str], ...]:
+        """The metadata of the gRPC call made for `request` (`params.forwarded`)."""
+        return params.forwarded(request, self._options)

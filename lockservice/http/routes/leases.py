@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from lockservice.http import json_requests, params
+from lockservice.http import json_requests
 from lockservice.http.bodies import read_json
 from lockservice.http.json_views import lease_json, revoke_json
 from lockservice.http.responses import json_response
@@ -32,7 +32,7 @@ class LeaseRoutes(RouteGroup):
     async def grant(self, request: Request) -> Response:
         body = await read_json(request, self._options.max_json_bytes, json_requests.GRANT_FIELDS)
         lease = await self._backend.leases.GrantLease(
-            json_requests.grant_request(body), timeout=self._timeout, metadata=params.forwarded(request)
+            json_requests.grant_request(body), timeout=self._timeout, metadata=self._forwarded(request)
         )
         return json_response(lease_json(lease), 201, {"Location": f"{request.url.path}/{lease.lease_id}"})
 
@@ -40,7 +40,7 @@ class LeaseRoutes(RouteGroup):
         lease = await self._backend.leases.RefreshLease(
             lease_pb2.RefreshLeaseRequest(**await self._lease_and_request_id(request)),
             timeout=self._timeout,
-            metadata=params.forwarded(request),
+            metadata=self._forwarded(request),
         )
         return json_response(lease_json(lease))
 
@@ -48,7 +48,7 @@ class LeaseRoutes(RouteGroup):
         reply = await self._backend.leases.RevokeLease(
             lease_pb2.RevokeLeaseRequest(**await self._lease_and_request_id(request)),
             timeout=self._timeout,
-            metadata=params.forwarded(request),
+            metadata=self._forwarded(request),
         )
         return json_response(revoke_json(reply))
 
@@ -61,6 +61,6 @@ class LeaseRoutes(RouteGroup):
         lease = await self._backend.leases.GetLease(
             lease_pb2.GetLeaseRequest(lease_id=request.path_params["lease_id"]),
             timeout=self._timeout,
-            metadata=params.forwarded(request),
+            metadata=self._forwarded(request),
         )
         return json_response(lease_json(lease))

@@ -7,7 +7,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from lockservice.http import json_requests, params
+from lockservice.http import json_requests
 from lockservice.http.bodies import read_json
 from lockservice.http.disconnects import unless_client_leaves
 from lockservice.http.json_views import lock_json
@@ -32,7 +32,7 @@ class LockRoutes(RouteGroup):
         # The call may queue for `wait_timeout`; its deadline leaves the service that long.
         waits = acquire.wait_timeout.ToNanoseconds() / 1e9
         call = self._backend.locks.AcquireLock(
-            acquire, timeout=waits + self._timeout, metadata=params.forwarded(request)
+            acquire, timeout=waits + self._timeout, metadata=self._forwarded(request)
         )
         lock = await unless_client_leaves(request, call)
         return json_response(lock_json(lock))
@@ -42,7 +42,7 @@ class LockRoutes(RouteGroup):
         reply = await self._backend.locks.ReleaseLock(
             json_requests.release_request(request.path_params["name"], body),
             timeout=self._timeout,
-            metadata=params.forwarded(request),
+            metadata=self._forwarded(request),
         )
         return json_response({"lock": lock_json(reply.lock)})
 
@@ -50,6 +50,6 @@ class LockRoutes(RouteGroup):
         lock = await self._backend.locks.GetLock(
             lock_pb2.GetLockRequest(name=request.path_params["name"]),
             timeout=self._timeout,
-            metadata=params.forwarded(request),
+            metadata=self._forwarded(request),
         )
         return json_response(lock_json(lock))

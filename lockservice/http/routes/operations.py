@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from lockservice.http import json_requests, params
+from lockservice.http import json_requests
 from lockservice.http.bodies import read_json
 from lockservice.http.json_views import transact_json
 from lockservice.http.responses import json_response, written_response
@@ -33,7 +33,7 @@ class OperationRoutes(RouteGroup):
         body = await read_json(request, self._options.max_json_bytes, json_requests.CAS_FIELDS)
         cas = json_requests.compare_and_set_request(request.path_params["key"], body)
         resource = await self._backend.resources.CompareAndSet(
-            cas, timeout=self._timeout, metadata=params.forwarded(request)
+            cas, timeout=self._timeout, metadata=self._forwarded(request)
         )
         location = request.url.path.removesuffix(":compareAndSet")
         return written_response(resource, location)
@@ -41,6 +41,6 @@ class OperationRoutes(RouteGroup):
     async def transact(self, request: Request) -> Response:
         body = await read_json(request, self._options.max_json_bytes, json_requests.TRANSACT_FIELDS)
         reply = await self._backend.resources.Transact(
-            json_requests.transact_request(body), timeout=self._timeout, metadata=params.forwarded(request)
+            json_requests.transact_request(body), timeout=self._timeout, metadata=self._forwarded(request)
         )
         return json_response(transact_json(reply))

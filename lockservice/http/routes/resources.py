@@ -65,7 +65,7 @@ class ResourceRoutes(RouteGroup):
         key: str = request.path_params["key"]
         get = resource_pb2.GetResourceRequest(key=key, version=params.query_int(request, "version") or 0)
         resource = await self._backend.resources.GetResource(
-            get, timeout=self._timeout, metadata=params.forwarded(request)
+            get, timeout=self._timeout, metadata=self._forwarded(request)
         )
         if check_read_preconditions(request.headers, resource):
             return not_modified(resource)
@@ -76,7 +76,7 @@ class ResourceRoutes(RouteGroup):
         reply = await self._backend.resources.ListResources(
             resource_pb2.ListResourcesRequest(prefix=request.query_params.get("prefix", ""), **page),
             timeout=self._timeout,
-            metadata=params.forwarded(request),
+            metadata=self._forwarded(request),
         )
         return json_response(
             resource_list_json(reply, with_values=page["view"] == resource_pb2.RESOURCE_VIEW_FULL)
@@ -89,7 +89,7 @@ class ResourceRoutes(RouteGroup):
                 key=request.path_params["key"].removesuffix(_VERSIONS_SUFFIX), **page
             ),
             timeout=self._timeout,
-            metadata=params.forwarded(request),
+            metadata=self._forwarded(request),
         )
         return json_response(
             version_list_json(reply, with_values=page["view"] == resource_pb2.RESOURCE_VIEW_FULL)
@@ -114,7 +114,7 @@ class ResourceRoutes(RouteGroup):
                     key=key, value=value, content_type=content_type, lease_id=lease_id, request_id=request_id
                 ),
                 timeout=self._timeout,
-                metadata=params.forwarded(request),
+                metadata=self._forwarded(request),
             )
             return written_response(created, request.url.path)
         update = resource_pb2.UpdateResourceRequest(
@@ -124,7 +124,7 @@ class ResourceRoutes(RouteGroup):
         if fence is not None:
             update.fence.CopyFrom(fence)
         updated = await self._backend.resources.UpdateResource(
-            update, timeout=self._timeout, metadata=params.forwarded(request)
+            update, timeout=self._timeout, metadata=self._forwarded(request)
         )
         return written_response(updated, request.url.path)
 
@@ -139,7 +139,7 @@ class ResourceRoutes(RouteGroup):
         if fence is not None:
             delete.fence.CopyFrom(fence)
         reply = await self._backend.resources.DeleteResource(
-            delete, timeout=self._timeout, metadata=params.forwarded(request)
+            delete, timeout=self._timeout, metadata=self._forwarded(request)
         )
         return json_response(delete_json(reply))
 

@@ -66,7 +66,7 @@ class WatchRoutes(RouteGroup):
             prefix=params.query_bool(request, "prefix"),
             start_revision=_start_revision(request),
         )
-        call = self._backend.resources.Watch(watch, metadata=params.forwarded(request))
+        call = self._backend.resources.Watch(watch, metadata=self._forwarded(request))
         first: asyncio.Future[Any] = asyncio.ensure_future(call.read())
         try:
             await asyncio.wait_for(asyncio.shield(first), self._options.watch_open_seconds)
