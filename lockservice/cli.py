@@ -63,12 +63,14 @@ def _add_serve(sub: Subparsers) -> None:
         help=f"TOML file of settings, keys named as the flags without -- [env {CONFIG_VARIABLE}]",
     )
     for option in OPTIONS:
-        serve.add_argument(
-            option.flag,
-            dest=option.name,
-            metavar=option.metavar,
-            help=f"{option.help} [env {option.variable}; default {default_text(option)}]",
-        )
+        help_text = f"{option.help} [env {option.variable}; default {default_text(option)}]"
+        if option.is_switch:
+            # Present means on; absent (None) leaves the variable and the config file to decide.
+            serve.add_argument(
+                option.flag, dest=option.name, action="store_const", const="true", help=help_text
+            )
+        else:
+            serve.add_argument(option.flag, dest=option.name, metavar=option.metavar, help=help_text)
     serve.set_defaults(run=_run_serve)
 
 

@@ -36,6 +36,8 @@ class Settings:
     health_listen: str = ""
     # The HTTP adapter, served in this process beside gRPC (off if empty); HTTPS with the TLS files.
     http_listen: str = ""
+    # SO_REUSEPORT on the gRPC (and HTTP) port: several processes serve one port (PostgreSQL only).
+    reuse_port: bool = False
     tls_cert: str = ""
     tls_key: str = ""
     tls_client_ca: str = ""
@@ -66,6 +68,13 @@ class Settings:
             directory = os.path.dirname(os.path.abspath(path)) if path else ""
             if directory and not os.path.isdir(directory):
                 problems.append(f"--db: the directory {directory} does not exist")
+            if self.reuse_port and path:
+                problems.append(
+                    "--reuse-port: SQLite serves one process per database file (it is locked); "
+                    "several processes on one port need a postgresql:// --store"
+                )
+        if self.reuse_port and self.listen.startswith("unix:"):
+            problems.append("--reuse-port: shares a HOST:PORT --listen, not a unix: socket")
         if self.log_level not in LOG_LEVELS:
             problems.append(f"--log-level: {self.log_level!r} is not one of {', '.join(LOG_LEVELS)}")
         if self.log_format not in ("auto", "json", "console"):

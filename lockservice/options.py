@@ -57,6 +57,19 @@ def _number(value: object) -> float:
     raise ValueError("is not a number")
 
 
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off", "")
+
+
+def _switch(value: object) -> bool:
+    """On or off: a TOML boolean, or 1/true/yes/on and 0/false/no/off (a variable's text)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
+        return value.strip().lower() in _TRUE
+    raise ValueError("is not true or false")
+
+
 def _mode(value: object) -> int:
     """A file mode in octal, as chmod takes it: "0660" or "660" (or a TOML 0o660)."""
     if isinstance(value, int) and not isinstance(value, bool):
@@ -80,6 +93,11 @@ class Option:
     @property
     def flag(self) -> str:
         return f"--{self.name}"
+
+    @property
+    def is_switch(self) -> bool:
+        """A flag that takes no value (`--reuse-port`); its variable and key take true / false."""
+        return self.parse is _switch
 
     @property
     def variable(self) -> str:
@@ -111,6 +129,13 @@ OPTIONS: tuple[Option, ...] = (
         _text,
         "HTTP adapter HOST:PORT, served beside gRPC (off if empty)",
         "ADDRESS",
+    ),
+    _option(
+        "reuse-port",
+        "reuse_port",
+        _switch,
+        "let several processes serve the --listen (and --http-listen) port; PostgreSQL only",
+        "",
     ),
     _option(
         "health-listen",
@@ -161,6 +186,8 @@ OPTIONS: tuple[Option, ...] = (
 def default_text(option: Option) -> str:
     """The default as the help and the README show it."""
     value = option.default()
+    if isinstance(value, bool):
+        return "on" if value else "off"
     if option.parse is _mode:
         return f"0{value:o}"
     if value == "":

@@ -99,6 +99,33 @@ def test_security_settings_are_checked_together(tmp_path: Path) -> None:
     )
 
 
+def test_reuse_port_is_a_switch_and_needs_postgresql_and_a_tcp_port(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    postgres = "postgresql://lockservice@db/lockservice"
+    assert resolve(no_flags(), {})[0].reuse_port is False
+    assert resolve(no_flags(reuse_port="true"), {})[0].reuse_port is True  # what --reuse-port gives
+    for text, value in (("1", True), ("on", True), ("no", False), ("FALSE", False)):
+        assert resolve(no_flags(), {"LOCKSERVICE_REUSE_PORT": text}) == (Settings(reuse_port=value), [])
+    config = tmp_path / "c.toml"
+    config.write_text("reuse-port = true\n")
+    assert resolve(no_flags(config=str(config)), {})[0].reuse_port is True
+    _, problems = resolve(no_flags(), {"LOCKSERVICE_REUSE_PORT": "maybe"})
+    assert problems == ["LOCKSERVICE_REUSE_PORT: 'maybe' is not true or false"]
+
+    assert Settings(store=postgres, reuse_port=True).validate() == []
+    sqlite_refused = (
+        "--reuse-port: SQLite serves one process per database file (it is locked); "
+        "several processes on one port need a postgresql:// --store"
+    )
+    assert Settings(db=str(tmp_path / "x.db"), reuse_port=True).validate() == [sqlite_refused]
+    assert Settings(store=postgres, reuse_port=True, listen=f"unix:{tmp_path}/s.sock").validate() == [
+        "--reuse-port: shares a HOST:PORT --listen, not a unix: socket"
+    ]
+    assert main(["serve", "--reuse-port", "--db", str(tmp_path / "x.db")]) == 2
+    assert capsys.readouterr().err == f"lockservice: error: {sqlite_refused}\n"
+
+
 def test_http_listen_with_tls_is_valid(tmp_path: Path) -> None:
     pem = tmp_path / "any.pem"
     pem.write_text("not checked here: gRPC and the HTTP server load it at start\n")

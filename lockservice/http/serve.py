@@ -91,7 +91,7 @@ def local_target(grpc_listen: str) -> str:
     return f"{loopback.get(host, host)}:{port}"
 
 
-def _bind(listen: str) -> socket.socket:
+def _bind(listen: str, *, reuse_port: bool) -> socket.socket:
     where = parse_listen(listen)
     if isinstance(where, Path):
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -104,6 +104,8 @@ def _bind(listen: str) -> socket.socket:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         try:
             sock.bind((host, port))
         except OSError:
@@ -166,13 +168,15 @@ async def run_http(
     grace: float = 10.0,
     access_log: bool = False,
     tls: HttpTls | None = None,
+    reuse_port: bool = False,
 ) -> HttpServer:
     """Starts serving `app` on `listen` ("HOST:PORT", "[::1]:PORT", "unix:PATH"; port 0 picks one)
-    in the running loop and returns once it accepts connections, over HTTPS with `tls`. Raises
-    OSError if it cannot bind or read the TLS files, ValueError for a malformed `listen`,
-    RuntimeError if the app's startup fails."""
+    in the running loop and returns once it accepts connections: over HTTPS with `tls`; with
+    `reuse_port`, on a port other processes may listen on too (SO_REUSEPORT: the kernel spreads
+    the connections). Raises OSError if it cannot bind or read the TLS files, ValueError for a
+    malformed `listen`, RuntimeError if the app's startup fails."""
     config = _config(app, grace, access_log, tls)
-    sock = _bind(listen)
+    sock = _bind(listen, reuse_port=reuse_port)
     server = _Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]), name=f"http {listen}")
     deadline = asyncio.get_running_loop().time() + _STARTUP_SECONDS

@@ -76,6 +76,7 @@ class LocalHttp:
             settings.http_listen,
             grace=settings.grace_period_seconds,
             tls=tls,
+            reuse_port=settings.reuse_port,
         )
         return self._http
 

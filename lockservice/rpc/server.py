@@ -113,7 +113,8 @@ async def serve(settings: Settings) -> int:
         options=[
             ("grpc.max_receive_message_length", message_limit),
             ("grpc.max_send_message_length", message_limit),
-            ("grpc.so_reuseport", 0),
+            # Off unless asked: a second server on a taken port must fail, not share it.
+            ("grpc.so_reuseport", 1 if settings.reuse_port else 0),
         ]
     )
     expirer = Expirer(store)
@@ -186,6 +187,7 @@ async def serve(settings: Settings) -> int:
         auth=policy.guard is not None,
         metrics_listen=settings.metrics_listen or None,
         http_listen=settings.http_listen or None,
+        reuse_port=settings.reuse_port,
     )
     try:
         await lifecycle.wait_for_signal()

@@ -94,3 +94,18 @@ def test_the_gateway_checks_its_tls_flags_one_line_each(
         "python -m lockservice.http: error: --target-server-name: needs TLS to the target; "
         "give --target-ca or --target-tls",
     ]
+
+
+def test_run_http_with_reuse_port_shares_a_port_and_without_it_refuses(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        app = create_app(target="127.0.0.1:1")
+        first = await run_http(app, "127.0.0.1:0", grace=1, reuse_port=True)
+        try:
+            second = await run_http(app, first.address, grace=1, reuse_port=True)
+            await second.stop()
+            with pytest.raises(OSError):
+                await run_http(app, first.address, grace=1)
+        finally:
+            await first.stop()
+
+    asyncio.run(scenario())
