@@ -55,7 +55,7 @@ def lock_view_in(txn: WriteTxn, state: LockState) -> LockView:
     if state.held:
         lease = txn.get_lease(state.lease_id)
         expire = lease.expire_time_us if lease is not None else 0
-    return LockView(state=state, expire_time_us=expire, waiters=len(txn.lock_waiters(state.name)))
+    return LockView(state=state, expire_time_us=expire, waiters=txn.count_waiters(state.name))
 
 
 def release_in(txn: WriteTxn, state: LockState, *, expired: bool) -> LockState:
@@ -72,8 +72,9 @@ def release_in(txn: WriteTxn, state: LockState, *, expired: bool) -> LockState:
 
 def hand_over(txn: WriteTxn, state: LockState) -> LockState:
     """Gives a free, available lock to the first queued waiter whose lease is alive."""
-    waiters = txn.lock_waiters(state.name)
-    for index, waiter in enumerate(waiters):
+    # One waiter at a time: the first is nearly always alive, and a queue can be long.
+    while waiters := txn.lock_waiters(state.name, limit=1):
+        waiter = waiters[0]
         txn.remove_waiter(waiter.waiter_id)
         if waiter.deadline_us and waiter.deadline_us <= txn.now_us:
             continue  # its caller stopped waiting (or its server died): the queue moves on
@@ -98,7 +99,9 @@ def hand_over(txn: WriteTxn, state: LockState) -> LockState:
                 owner_tag=waiter_owner_tag(waiter.waiter_id),
             )
         held = take(txn, state, lease, waiter.holder, waiter.lock_delay_us, waiter.waiter_id)
-        view = LockView(state=held, expire_time_us=lease.expire_time_us, waiters=len(waiters) - index - 1)
+        view = LockView(
+            state=held, expire_time_us=lease.expire_time_us, waiters=txn.count_waiters(state.name)
+        )
         if waiter.request_id:
             txn.save_answer(waiter.request_id, waiter.fingerprint, encode_lock_view(view))
         txn.notify(LockGranted(waiter_id=waiter.waiter_id, lock=view))

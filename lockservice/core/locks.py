@@ -206,8 +206,8 @@ class Locks:
             if not state.held and state.available_time_us <= txn.now_us:
                 # Free and past any lock-delay: queued callers come first.
                 state = hand_over(txn, state)
-        queue = txn.lock_waiters(req.name) if state is not None else []
-        if state is None or (not state.held and state.available_time_us <= txn.now_us and not queue):
+        queued = txn.count_waiters(req.name) if state is not None else 0
+        if state is None or (not state.held and state.available_time_us <= txn.now_us and not queued):
             if req.lease_id:
                 lease = require_live_lease(txn, req.lease_id)
             else:
@@ -218,12 +218,12 @@ class Locks:
             held = take(txn, state or new_lock_state(req.name), lease, req.holder, lock_delay_us, waiter_id)
             return LockView(state=held, expire_time_us=lease.expire_time_us, waiters=0)
         if not wait:
-            raise _lock_held(txn, state, len(queue))
+            raise _lock_held(txn, state, queued)
         if req.lease_id:
             require_live_lease(txn, req.lease_id)
-        if len(queue) >= self._limits.max_waiters_per_lock:
+        if queued >= self._limits.max_waiters_per_lock:
             raise LimitExceeded(
-                f"lock {req.name} already has {len(queue)} waiters, the limit",
+                f"lock {req.name} already has {queued} waiters, the limit",
                 metadata={"name": req.name, "limit": str(self._limits.max_waiters_per_lock)},
             )
         txn.add_waiter(
@@ -266,7 +266,7 @@ class Locks:
     def _leave_queue(self, txn: WriteTxn, name: str, waiter_id: str, *, keep: bool) -> LockView | LockHeld:
         if txn.remove_waiter(waiter_id):
             queued = txn.get_lock(name) or new_lock_state(name)
-            return _lock_held(txn, queued, len(txn.lock_waiters(name)))
+            return _lock_held(txn, queued, txn.count_waiters(name))
         state = txn.get_lock(name)
         if state is not None and state.held and state.grant_id == waiter_id:
             if keep:
@@ -274,7 +274,7 @@ class Locks:
             self._release_in(txn, state)
             return lock_view_in(txn, txn.get_lock(name) or state)
         # Dropped because its lease ended: the waiter's future already carries that error.
-        return _lock_held(txn, state or new_lock_state(name), len(txn.lock_waiters(name)))
+        return _lock_held(txn, state or new_lock_state(name), txn.count_waiters(name))
 
     # -- release and read -------------------------------------------------------------------
 

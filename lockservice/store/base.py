@@ -91,8 +91,12 @@ class WriteTxn(Protocol):
 
     def put_lock(self, state: LockState) -> None: ...
 
-    def lock_waiters(self, name: str) -> list[LockWaiter]:
-        """The queue of `name`, first come first."""
+    def lock_waiters(self, name: str, limit: int | None = None) -> list[LockWaiter]:
+        """The queue of `name`, first come first (its first `limit` waiters when given)."""
+        ...
+
+    def count_waiters(self, name: str) -> int:
+        """How many waiters `name` has queued."""
         ...
 
     def add_waiter(self, waiter: LockWaiter) -> LockWaiter:

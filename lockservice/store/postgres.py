@@ -259,11 +259,16 @@ class _PostgresTxn:
     def put_lock(self, state: LockState) -> None:
         self._save("locks", "name", LOCK_COLUMNS, lock_values(state))
 
-    def lock_waiters(self, name: str) -> list[LockWaiter]:
+    def lock_waiters(self, name: str, limit: int | None = None) -> list[LockWaiter]:
         rows = self._all(
-            f"SELECT {WAITER_COLUMNS} FROM lock_waiters WHERE name = %s ORDER BY seq FOR UPDATE", (name,)
+            f"SELECT {WAITER_COLUMNS} FROM lock_waiters WHERE name = %s ORDER BY seq LIMIT %s FOR UPDATE",
+            (name, limit),
         )
         return [row_to_waiter(row) for row in rows]
+
+    def count_waiters(self, name: str) -> int:
+        count: int = self._one("SELECT count(*) FROM lock_waiters WHERE name = %s", (name,))[0]
+        return count
 
     def add_waiter(self, waiter: LockWaiter) -> LockWaiter:
         seq: int = self._one(

@@ -7,6 +7,9 @@ concurrency buys throughput, and no caller ever sees `database is locked`.
 
 Reads run on the caller's thread on a separate connection: in WAL mode they never wait for the
 writer and always see the last committed state.
+
+Lock queues are the exception: a TEMP table of the writer's connection (no fsync to queue or
+leave a queue); readers see their lengths as of the last commit, kept by the writer.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import json
 import os
 import queue
 import sqlite3
@@ -50,6 +54,18 @@ __all__ = ["SqliteStore"]
 T = TypeVar("T")
 
 _MAX_BATCH = 256
+# The lock queues live in a TEMP table of the writer's connection: in memory, transactional
+# (a body's savepoint undoes its queue changes with the rest), and never written to the WAL, so
+# queueing costs no fsync. Waiters belong to calls of this process and end with it anyway.
+_TEMP_WAITERS = (
+    "PRAGMA temp_store = MEMORY",
+    "CREATE TEMP TABLE lock_waiters (seq INTEGER PRIMARY KEY, waiter_id TEXT NOT NULL UNIQUE, "
+    "name TEXT NOT NULL, holder TEXT NOT NULL, lease_id TEXT NOT NULL, ttl_seconds INTEGER NOT NULL, "
+    "lock_delay_us INTEGER NOT NULL, request_id TEXT NOT NULL, fingerprint TEXT NOT NULL, "
+    "deadline_us INTEGER NOT NULL)",
+    "CREATE INDEX temp.lock_waiters_by_name ON lock_waiters (name, seq)",
+    "CREATE INDEX temp.lock_waiters_by_lease ON lock_waiters (lease_id)",
+)
 _PRUNE_EVERY_SECONDS = 60.0
 _PRUNE_BATCH_ROWS = 10_000
 
@@ -73,7 +89,16 @@ class _Pending:
 class _SqliteTxn:
     """The `WriteTxn` handed to one body, on the writer's connection inside its savepoint."""
 
-    __slots__ = ("_base_revision", "_conn", "_event_seq", "_history", "_revision", "notices", "now_us")
+    __slots__ = (
+        "_base_revision",
+        "_conn",
+        "_event_seq",
+        "_history",
+        "_revision",
+        "notices",
+        "now_us",
+        "waiter_changes",
+    )
 
     def __init__(self, conn: sqlite3.Connection, base_revision: int, now_us: int, history: int) -> None:
         self._conn = conn
@@ -83,6 +108,8 @@ class _SqliteTxn:
         self._event_seq = 0
         self.now_us = now_us
         self.notices: list[Notice] = []
+        # Queue length changes by lock name, published to the readers when the body commits.
+        self.waiter_changes: dict[str, int] = {}
 
     def _record(self, type_: EventType, resource: Resource) -> None:
         if self._revision == self._base_revision:
@@ -193,11 +220,21 @@ class _SqliteTxn:
             f"INSERT OR REPLACE INTO locks ({LOCK_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)", lock_values(state)
         )
 
-    def lock_waiters(self, name: str) -> list[LockWaiter]:
+    def lock_waiters(self, name: str, limit: int | None = None) -> list[LockWaiter]:
         rows = self._conn.execute(
-            f"SELECT {WAITER_COLUMNS} FROM lock_waiters WHERE name = ? ORDER BY seq", (name,)
+            f"SELECT {WAITER_COLUMNS} FROM lock_waiters WHERE name = ? ORDER BY seq LIMIT ?",
+            (name, -1 if limit is None else limit),
         ).fetchall()
         return [row_to_waiter(row) for row in rows]
+
+    def count_waiters(self, name: str) -> int:
+        count: int = self._conn.execute(
+            "SELECT count(*) FROM lock_waiters WHERE name = ?", (name,)
+        ).fetchone()[0]
+        return count
+
+    def _waiter_change(self, name: str, change: int) -> None:
+        self.waiter_changes[name] = self.waiter_changes.get(name, 0) + change
 
     def add_waiter(self, waiter: LockWaiter) -> LockWaiter:
         cursor = self._conn.execute(
@@ -217,11 +254,17 @@ class _SqliteTxn:
         )
         seq = cursor.lastrowid
         assert seq is not None
+        self._waiter_change(waiter.name, 1)
         return replace(waiter, seq=seq)
 
     def remove_waiter(self, waiter_id: str) -> bool:
-        cursor = self._conn.execute("DELETE FROM lock_waiters WHERE waiter_id = ?", (waiter_id,))
-        return cursor.rowcount > 0
+        row = self._conn.execute(
+            "DELETE FROM lock_waiters WHERE waiter_id = ? RETURNING name", (waiter_id,)
+        ).fetchone()
+        if row is None:
+            return False
+        self._waiter_change(row[0], -1)
+        return True
 
     def waiters_under_lease(self, lease_id: str) -> list[LockWaiter]:
         rows = self._conn.execute(
@@ -271,6 +314,9 @@ class SqliteStore:
         self.commits = 0
         self.committed_bodies = 0
         self._commit_observers: list[Callable[[int, float], None]] = []
+        # Queued waiters by lock name, as of the last commit. Replaced whole by the writer, never
+        # changed in place, so readers on the loop's thread can use it without a lock.
+        self._waiter_counts: dict[str, int] = {}
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -344,6 +390,8 @@ class SqliteStore:
 
     def _write_loop(self, ready: threading.Event) -> None:
         conn = self._connect()
+        for statement in _TEMP_WAITERS:
+            conn.execute(statement)
         revision = self._revision
         self._compacted_in_writer = self._compacted
         self._compacted_published = self._compacted
@@ -373,6 +421,7 @@ class SqliteStore:
         started = time.perf_counter()
         start_revision = revision
         now = _now_us()
+        waiter_changes: dict[str, int] = {}
         try:
             conn.execute("BEGIN IMMEDIATE")
             compacted = self._prune(conn, now, revision)
@@ -387,10 +436,14 @@ class SqliteStore:
                 else:
                     revision = txn.current_revision()
                     pending.notices = txn.notices
+                    for name, change in txn.waiter_changes.items():
+                        waiter_changes[name] = waiter_changes.get(name, 0) + change
                 conn.execute("RELEASE body")
             if revision != start_revision:
                 conn.execute("UPDATE meta SET value = ? WHERE name = 'revision'", (revision,))
             conn.execute("COMMIT")
+            if waiter_changes:
+                self._publish_waiter_counts(waiter_changes)
             self.commits += 1
             self.committed_bodies += len(batch)
             for observer in self._commit_observers:
@@ -406,6 +459,16 @@ class SqliteStore:
                 pending.error = failure
                 pending.notices = None
             return start_revision
+
+    def _publish_waiter_counts(self, changes: dict[str, int]) -> None:
+        counts = dict(self._waiter_counts)
+        for name, change in changes.items():
+            count = counts.get(name, 0) + change
+            if count > 0:
+                counts[name] = count
+            else:
+                counts.pop(name, None)
+        self._waiter_counts = counts
 
     def _prune(self, conn: sqlite3.Connection, now_us: int, revision: int) -> int:
         """Drops expired request answers (every minute) and events beyond the watch window (once
@@ -468,7 +531,7 @@ class SqliteStore:
         now = _now_us()
         leases = self._read("SELECT count(*) FROM leases WHERE expire_time_us > ?", (now,))[0][0]
         held = self._read("SELECT count(*) FROM locks WHERE held = 1", ())[0][0]
-        waiters = self._read("SELECT count(*) FROM lock_waiters", ())[0][0]
+        waiters = sum(self._waiter_counts.values())
         pages = self._read("SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()", ())[
             0
         ][0]
@@ -565,18 +628,22 @@ class SqliteStore:
         return row_to_lock(rows[0]) if rows else None
 
     async def waiter_count(self, name: str) -> int:
-        count: int = self._read("SELECT count(*) FROM lock_waiters WHERE name = ?", (name,))[0][0]
-        return count
+        return self._waiter_counts.get(name, 0)
 
     async def next_deadline(self) -> int | None:
-        row = self._read(
-            "SELECT min(t) FROM (SELECT min(expire_time_us) AS t FROM leases UNION ALL "
-            "SELECT min(available_time_us) FROM locks WHERE held = 0 AND available_time_us > 0 "
-            "AND EXISTS (SELECT 1 FROM lock_waiters w WHERE w.name = locks.name))",
-            (),
-        )[0]
-        deadline: int | None = row[0]
-        return deadline
+        deadlines = [self._read("SELECT min(expire_time_us) FROM leases", ())[0][0]]
+        queued = self._waiter_counts
+        if queued:
+            # The ends of lock-delays that waiters wait out.
+            deadlines.append(
+                self._read(
+                    "SELECT min(available_time_us) FROM locks WHERE name IN (SELECT value FROM json_each(?)) "
+                    "AND held = 0 AND available_time_us > 0",
+                    (json.dumps(list(queued)),),
+                )[0][0]
+            )
+        present = [deadline for deadline in deadlines if deadline is not None]
+        return min(present) if present else None
 
     def now_us(self) -> int:
         return _now_us()
