@@ -27,6 +27,14 @@ Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 _DEFAULT_TARGET = "127.0.0.1:50051"
 
 
+def _loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop]:
+    if name == "uvloop":
+        import uvloop  # validated as installed at start
+
+        return uvloop.new_event_loop
+    return asyncio.new_event_loop
+
+
 def _run_serve(args: argparse.Namespace) -> int:
     from lockservice.rpc.server import serve  # the client verbs need none of the server stack
 
@@ -41,7 +49,8 @@ def _run_serve(args: argparse.Namespace) -> int:
         return 2
     configure_logging(settings.log_level, settings.log_format)
     try:
-        return asyncio.run(serve(settings))
+        with asyncio.Runner(loop_factory=_loop_factory(settings.event_loop)) as runner:
+            return runner.run(serve(settings))
     except (ConfigError, LockserviceError) as error:
         print(f"lockservice: error: {error}", file=sys.stderr)
         return 2

@@ -5,6 +5,7 @@ Where each setting comes from (flag, LOCKSERVICE_* variable, config file) is `lo
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 from dataclasses import dataclass, field
@@ -29,6 +30,8 @@ class Settings:
     store: str = ""
     log_level: str = "info"
     log_format: str = "auto"
+    # uvloop runs gRPC's asyncio side measurably faster (see bench/); asyncio is the fallback.
+    event_loop: str = "uvloop"
     grace_period_seconds: float = 10.0
     # How many recent revisions Watch can replay from.
     watch_history_revisions: int = 10_000
@@ -79,6 +82,10 @@ class Settings:
             problems.append(f"--log-level: {self.log_level!r} is not one of {', '.join(LOG_LEVELS)}")
         if self.log_format not in ("auto", "json", "console"):
             problems.append(f"--log-format: {self.log_format!r} is not one of auto, json, console")
+        if self.event_loop not in ("uvloop", "asyncio"):
+            problems.append(f"--event-loop: {self.event_loop!r} is not one of uvloop, asyncio")
+        elif self.event_loop == "uvloop" and importlib.util.find_spec("uvloop") is None:
+            problems.append("--event-loop: uvloop is not installed here; use --event-loop asyncio")
         if self.grace_period_seconds < 0:
             problems.append("--grace-period: must not be negative")
         limits = self.limits

@@ -119,6 +119,7 @@ OPTIONS: tuple[Option, ...] = (
     _option("store", "store", _text, "storage URL: sqlite:PATH or postgresql://... (default: --db)", "URL"),
     _option("log-level", "log_level", _text, "debug, info, warning or error", "LEVEL"),
     _option("log-format", "log_format", _text, "json, console, or auto (console on a terminal)", "FORMAT"),
+    _option("event-loop", "event_loop", _text, "uvloop (faster) or asyncio (the standard loop)", "LOOP"),
     _option("grace-period", "grace_period_seconds", _number, "seconds SIGTERM waits for calls", "SECONDS"),
     _option(
         "metrics-listen", "metrics_listen", _text, "Prometheus /metrics HOST:PORT (off if empty)", "ADDRESS"

@@ -72,6 +72,13 @@ def test_bad_values_name_their_source() -> None:
     assert problems == ["--config: cannot read /nonexistent/c.toml: No such file or directory"]
 
 
+def test_the_event_loop_is_uvloop_or_asyncio() -> None:
+    settings, problems = resolve(no_flags(), {})
+    assert (settings.event_loop, problems, settings.validate()) == ("uvloop", [], [])
+    settings, _ = resolve(no_flags(), {"LOCKSERVICE_EVENT_LOOP": "trio"})
+    assert settings.validate() == ["--event-loop: 'trio' is not one of uvloop, asyncio"]
+
+
 def test_security_settings_are_checked_together(tmp_path: Path) -> None:
     missing = str(tmp_path / "missing.pem")
     settings = Settings(

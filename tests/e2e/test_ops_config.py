@@ -8,14 +8,14 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import grpc
 import pytest
 
-from lockservice.v1 import resource_pb2_grpc
-from tests.conftest import LOCKSERVICE, free_port
+from lockservice.v1 import resource_pb2, resource_pb2_grpc
+from tests.conftest import LOCKSERVICE, ServerProcess, free_port
 from tests.e2e.ops_support import scrape, wait_process_serving
 from tests.e2e.support import create
 
@@ -86,3 +86,15 @@ def test_every_problem_is_one_line_and_the_exit_status_is_2(tmp_path: Path) -> N
         "lockservice: error: --tls-cert and --tls-key: give both or neither",
     ]
     assert not (tmp_path / "x.db").exists()
+
+
+def test_the_standard_asyncio_loop_serves_too(
+    server_factory: Callable[..., ServerProcess], prefix: str
+) -> None:
+    server = server_factory(extra_args=["--event-loop", "asyncio"]).start()
+    key = f"{prefix}/k"
+    with grpc.insecure_channel(server.address) as channel:
+        resources = resource_pb2_grpc.ResourceServiceStub(channel)
+        created = create(resources, key, b"v")
+        read = resources.GetResource(resource_pb2.GetResourceRequest(key=key), timeout=10)
+    assert (created.version, read.value, read.version) == (1, b"v", 1)
