@@ -134,3 +134,43 @@ def test_a_second_process_on_the_same_file_is_refused(tmp_path: Path) -> None:
 def test_a_missing_directory_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(StoreUnavailable, match="directory of the database does not exist"):
         asyncio.run(SqliteStore.open(str(tmp_path / "nope" / "db.sqlite")))
+
+
+def test_reads_from_memory_follow_every_commit(tmp_path: Path) -> None:
+    """A read after a write, a delete or an expiry sees it, whether the key was cached or not."""
+
+    def delete(key: str) -> Callable[[WriteTxn], None]:
+        def body(txn: WriteTxn) -> None:
+            txn.next_revision()
+            txn.delete(key)
+
+        return body
+
+    async def scenario() -> None:
+        store = await SqliteStore.open(str(tmp_path / "db.sqlite"))
+        try:
+            await store.write(_put("k", b"1"))
+            first = await store.get("k")  # now cached
+            assert first is not None and first.value == b"1"
+            await store.write(_put("k", b"2"))
+            second = await store.get("k")
+            assert second is not None and (second.value, second.version) == (b"2", 2)
+            await store.write(delete("k"))
+            assert await store.get("k") is None
+            await store.write(_put("k", b"3"))
+            third = await store.get("k")
+            assert third is not None and (third.value, third.version) == (b"3", 1)
+            # Concurrent writes in one batch: the last one is what a read sees.
+            await asyncio.gather(*(store.write(_put("k", str(n).encode())) for n in range(10)))
+            last = await store.get("k")
+            assert last is not None and (last.value, last.version) == (b"9", 11)
+        finally:
+            await store.close()
+        reopened = await SqliteStore.open(str(tmp_path / "db.sqlite"))
+        try:
+            again = await reopened.get("k")
+            assert again is not None and again.value == b"9"
+        finally:
+            await reopened.close()
+
+    asyncio.run(scenario())
