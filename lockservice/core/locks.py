@@ -44,7 +44,10 @@ _WAITER_GRACE_US = 1_000_000
 
 @dataclass(frozen=True, slots=True)
 class _Queued:
-    """The acquire body's answer when the caller joined the queue."""
+    """The acquire body's answer when the caller joined the queue; `delayed` when the lock is
+    free but in its lock-delay, whose end is a deadline for the expiry task."""
+
+    delayed: bool
 
 
 def lock_conflict(txn: WriteTxn, state: LockState, expected: str) -> ConflictState:
@@ -182,7 +185,10 @@ class Locks:
             self._waiting[waiter_id] = future
         try:
             outcome = await self._store.write(body)
-            self._on_new_deadline()
+            # A lease made here (or at the hand-over) or a lock-delay to wait out is a deadline
+            # the expiry task may not know; a lock taken with a lease the caller holds is not.
+            if not req.lease_id or (isinstance(outcome, _Queued) and outcome.delayed):
+                self._on_new_deadline()
             if isinstance(outcome, LockView):
                 return outcome
             return await self._wait(req, waiter_id, future)
@@ -240,7 +246,7 @@ class Locks:
                 deadline_us=txn.now_us + round(req.wait_timeout_seconds * 1_000_000) + _WAITER_GRACE_US,
             )
         )
-        return _Queued()
+        return _Queued(delayed=not state.held)
 
     async def _wait(self, req: rq.AcquireLock, waiter_id: str, future: asyncio.Future[LockView]) -> LockView:
         try:
