@@ -49,6 +49,9 @@ class CallPolicy:
     guard: Guard | None = None
     metrics: RpcMetrics | None = None
     quota: StreamQuota | None = None
+    # Whether the one info line per call is written (--log-level debug or info): when not, its
+    # fields are not even gathered.
+    log_calls: bool = True
     draining: bool = False
     # Calls and streams admitted and not yet answered or ended; the drain waits for none to be
     # left (watches and lock waits it ends itself; a KeepAlive stream lasts until its client
@@ -133,15 +136,16 @@ class _Call:
 
     def finish(self, policy: CallPolicy, code: str, reason: str) -> None:
         seconds = time.perf_counter() - self.started
-        _log.info(
-            "rpc",
-            method=self.method,
-            code=code,
-            reason=reason or None,
-            duration_ms=round(seconds * 1000, 3),
-            subject=_subject(self.request) or None,
-            request_id=self.request_id or None,
-        )
+        if policy.log_calls:
+            _log.info(
+                "rpc",
+                method=self.method,
+                code=code,
+                reason=reason or None,
+                duration_ms=round(seconds * 1000, 3),
+                subject=_subject(self.request) or None,
+                request_id=self.request_id or None,
+            )
         if policy.metrics is not None:
             policy.metrics.observe_call(self.method, self.request, code, reason, seconds)
 

@@ -82,6 +82,7 @@ def _call_policy(settings: Settings, adapter_secret: str) -> CallPolicy:
         guard=guard,
         metrics=RpcMetrics() if settings.metrics_listen else None,
         quota=StreamQuota(settings.max_streams_per_client, settings.max_watchers_per_client),
+        log_calls=settings.log_level in {"debug", "info"},
     )
 
 
