@@ -76,8 +76,8 @@ def expectation_holds(current: Resource | None, expectation: Expectation) -> boo
             return current is not None
 
 
-def _conflict(key: str, current: Resource | None, txn: WriteTxn, expected: str = "") -> ConflictState:
-    return ConflictState(key=key, current=current, expected=expected, revision=txn.current_revision())
+def _conflict(key: str, current: Resource | None, revision: int, expected: str = "") -> ConflictState:
+    return ConflictState(key=key, current=current, expected=expected, revision=revision)
 
 
 def _write(txn: WriteTxn, key: str, value: bytes, content_type: str, lease_id: str) -> Resource:
@@ -131,12 +131,12 @@ def _update_expectation(expected_version: int | None, expected_etag: str) -> Exp
     return None
 
 
-def _raise_version_mismatch(txn: WriteTxn, key: str, current: Resource | None, expected: Expectation) -> None:
+def _raise_version_mismatch(revision: int, key: str, current: Resource | None, expected: Expectation) -> None:
     found = "missing" if current is None else f"at version {current.version}"
     raise VersionMismatch(
         f"{key} is {found}, not at the expected {expected.describe()}",
         metadata={"key": key, **({"current_version": str(current.version)} if current else {})},
-        conflict=_conflict(key, current, txn, expected.describe()),
+        conflict=_conflict(key, current, revision, expected.describe()),
     )
 
 
@@ -148,8 +148,19 @@ def _current_as_expected(
     if current is None and not allow_missing:
         raise ResourceNotFound(f"{key} does not exist", metadata={"key": key})
     if expectation is not None and not expectation_holds(current, expectation):
-        _raise_version_mismatch(txn, key, current, expectation)
+        _raise_version_mismatch(txn.current_revision(), key, current, expectation)
     return current
+
+
+def _raise_cas_mismatch(revision: int, key: str, current: Resource | None, expectation: Expectation) -> None:
+    if isinstance(expectation, ExpectVersion | ExpectEtag):
+        _raise_version_mismatch(revision, key, current, expectation)
+    found = "missing" if current is None else f"at version {current.version}"
+    raise ValueMismatch(
+        f"{key} is {found} and does not match the expected {expectation.describe()}",
+        metadata={"key": key, **({"current_version": str(current.version)} if current else {})},
+        conflict=_conflict(key, current, revision, expectation.describe()),
+    )
 
 
 class Resources:
@@ -249,7 +260,7 @@ class Resources:
                 raise ResourceExists(
                     f"{req.key} already exists at version {current.version}",
                     metadata={"key": req.key, "current_version": str(current.version)},
-                    conflict=_conflict(req.key, current, txn, "absent"),
+                    conflict=_conflict(req.key, current, txn.current_revision(), "absent"),
                 )
             return _write(txn, req.key, req.value, req.content_type, req.lease_id)
 
@@ -320,21 +331,14 @@ class Resources:
         self._check_attachments(req.fence, req.lease_id, req.owner)
         request_print = fingerprint("CompareAndSet", req)
 
+        if req.fence is None:
+            await self._refuse_known_mismatch(req.key, expectation, req.request_id)
+
         def run(txn: WriteTxn) -> Resource:
             check_fence(txn, req.fence)
             current = txn.get(req.key)
             if not expectation_holds(current, expectation):
-                if isinstance(expectation, ExpectVersion | ExpectEtag):
-                    _raise_version_mismatch(txn, req.key, current, expectation)
-                found = "missing" if current is None else f"at version {current.version}"
-                raise ValueMismatch(
-                    f"{req.key} is {found} and does not match the expected {expectation.describe()}",
-                    metadata={
-                        "key": req.key,
-                        **({"current_version": str(current.version)} if current else {}),
-                    },
-                    conflict=_conflict(req.key, current, txn, expectation.describe()),
-                )
+                _raise_cas_mismatch(txn.current_revision(), req.key, current, expectation)
             return _write(txn, req.key, req.value, req.content_type, req.lease_id)
 
         return await self._store.write(
@@ -342,6 +346,18 @@ class Resources:
                 txn, req.request_id, request_print, lambda: run(txn), encode_resource, decode_resource
             )
         )
+
+    async def _refuse_known_mismatch(self, key: str, expectation: Expectation, request_id: str) -> None:
+        """Answers a CompareAndSet whose expectation fails against the state the store holds in
+        memory, without queueing it for the writer: on a hot key most attempts are such losers,
+        and each one that skips the writer shortens the winner's commit. A request_id that was
+        already answered goes on to the writer, which returns that first answer."""
+        known, current = self._store.peek(key)
+        if not known or expectation_holds(current, expectation):
+            return
+        if request_id and await self._store.answered(request_id):
+            return
+        _raise_cas_mismatch(await self._store.current_revision(), key, current, expectation)
 
     def _check_transaction(self, req: rq.Transact) -> None:
         limit = self._limits.max_transaction_items

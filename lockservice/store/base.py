@@ -128,6 +128,16 @@ class Store(Protocol):
 
     async def get(self, key: str) -> Resource | None: ...
 
+    def peek(self, key: str) -> tuple[bool, Resource | None]:
+        """The key's current state if the store holds it in memory, at no cost: (True, the
+        resource or None when absent) or (False, None) when only a read would tell. Never older
+        than any write already acknowledged."""
+        ...
+
+    async def answered(self, request_id: str) -> bool:
+        """Whether a write with this request_id succeeded (and its answer is still kept)."""
+        ...
+
     async def get_version(self, key: str, create_revision: int, version: int) -> Resource | None:
         """A retained version of the key's incarnation created at `create_revision`."""
         ...

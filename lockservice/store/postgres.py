@@ -563,6 +563,12 @@ class PostgresStore:
         rows = await self._read(f"SELECT {RESOURCE_COLUMNS} FROM resources WHERE key = %s", (key,))
         return row_to_resource(rows[0]) if rows else None
 
+    def peek(self, key: str) -> tuple[bool, Resource | None]:
+        return False, None  # other replicas write too: only the database knows
+
+    async def answered(self, request_id: str) -> bool:
+        return bool(await self._read("SELECT 1 FROM request_answers WHERE request_id = %s", (request_id,)))
+
     async def get_version(self, key: str, create_revision: int, version: int) -> Resource | None:
         rows = await self._read(
             f"SELECT {RESOURCE_COLUMNS} FROM resource_versions "

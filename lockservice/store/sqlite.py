@@ -567,6 +567,12 @@ class SqliteStore:
         self._cache.offer(key, resource.mod_revision, resource)
         return resource
 
+    def peek(self, key: str) -> tuple[bool, Resource | None]:
+        return self._cache.lookup(key)
+
+    async def answered(self, request_id: str) -> bool:
+        return bool(self._read("SELECT 1 FROM request_answers WHERE request_id = ?", (request_id,)))
+
     async def get_version(self, key: str, create_revision: int, version: int) -> Resource | None:
         rows = self._read(
             f"SELECT {RESOURCE_COLUMNS} FROM resource_versions "

@@ -80,6 +80,30 @@ def test_retried_compare_and_set_returns_the_first_answer(resources: Stub, prefi
     assert next_revision(resources, prefix) == first.mod_revision + 1
 
 
+def test_a_retried_compare_and_set_gets_its_answer_after_the_key_moved_on(
+    resources: Stub, prefix: str
+) -> None:
+    """A stale expectation is refused early from memory (SQLite), but never a retry of a write
+    that succeeded: its request_id leads it to its first answer."""
+    key, request_id = f"{prefix}/k", rid()
+    create(resources, key, b"v1")
+    request = resource_pb2.CompareAndSetRequest(
+        key=key, expected_version=1, value=b"v2", request_id=request_id
+    )
+    first = resources.CompareAndSet(request, timeout=10)
+    assert first.version == 2
+    third = update(resources, key, b"v3")
+    assert resources.CompareAndSet(request, timeout=10) == first
+    stale = expect_failure(
+        resources.CompareAndSet,
+        resource_pb2.CompareAndSetRequest(key=key, expected_version=2, value=b"v4", request_id=rid()),
+        grpc.StatusCode.ABORTED,
+        "VERSION_MISMATCH",
+    )
+    assert stale.metadata == {"key": key, "current_version": "3"}
+    assert get(resources, key) == third
+
+
 def test_retried_delete_returns_the_first_answer(resources: Stub, prefix: str) -> None:
     key, request_id = f"{prefix}/k", rid()
     v1 = create(resources, key, b"v1")
