@@ -48,7 +48,9 @@ def test_a_known_stale_compare_and_set_never_reaches_the_writer(tmp_path: Path) 
             )
             assert conflict.revision == await store.current_revision() == 2
             assert stale.value.metadata == {"key": "k", "current_version": "2"}
-            assert wrong_value.value.message == "k is at version 2 and does not match the expected value of 1 bytes"
+            assert wrong_value.value.message == (
+                "k is at version 2 and does not match the expected value of 1 bytes"
+            )
             # A fresh expectation goes to the writer and wins.
             third = await resources.compare_and_set(
                 rq.CompareAndSet(key="k", value=b"3", expectation=ExpectVersion(2))
