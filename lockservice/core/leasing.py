@@ -59,11 +59,14 @@ def lease_not_found(lease_id: str, *, field: str = "") -> LeaseNotFound:
 
 
 def check_lease_capacity(txn: WriteTxn, limits: Limits) -> None:
-    """Refuses a new lease when the store already holds `max_leases` live ones."""
+    """Refuses a new lease, or a place in a lock queue that will make one at the hand-over, when
+    the live leases and those promised to queued waiters already reach `max_leases`."""
     live = txn.live_lease_count(txn.now_us)
-    if live >= limits.max_leases:
+    promised = txn.count_leaseless_waiters() if live < limits.max_leases else 0
+    if live + promised >= limits.max_leases:
+        held = f"{live} live leases" + (f" and {promised} promised to queued waiters" if promised else "")
         raise LimitExceeded(
-            f"the store already holds {live} live leases, the limit; revoke leases you no longer need",
+            f"the store already holds {held}, the limit; revoke leases you no longer need",
             metadata={"limit": str(limits.max_leases), "quota": "leases"},
         )
 

@@ -227,6 +227,8 @@ class Locks:
             raise _lock_held(txn, state, queued)
         if req.lease_id:
             require_live_lease(txn, req.lease_id)
+        else:
+            check_lease_capacity(txn, self._limits)  # the hand-over will make its lease
         if queued >= self._limits.max_waiters_per_lock:
             raise LimitExceeded(
                 f"lock {req.name} already has {queued} waiters, the limit",

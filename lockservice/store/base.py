@@ -99,6 +99,10 @@ class WriteTxn(Protocol):
         """How many waiters `name` has queued."""
         ...
 
+    def count_leaseless_waiters(self) -> int:
+        """Queued waiters with no lease of their own: each gets one when the lock reaches it."""
+        ...
+
     def add_waiter(self, waiter: LockWaiter) -> LockWaiter:
         """Appends to the queue; returns the waiter with its `seq`."""
         ...

@@ -266,6 +266,10 @@ class _PostgresTxn:
         )
         return [row_to_waiter(row) for row in rows]
 
+    def count_leaseless_waiters(self) -> int:
+        count: int = self._one("SELECT count(*) FROM lock_waiters WHERE lease_id = ''")[0]
+        return count
+
     def count_waiters(self, name: str) -> int:
         count: int = self._one("SELECT count(*) FROM lock_waiters WHERE name = %s", (name,))[0]
         return count

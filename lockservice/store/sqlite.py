@@ -236,6 +236,10 @@ class _SqliteTxn:
         ).fetchone()[0]
         return count
 
+    def count_leaseless_waiters(self) -> int:
+        count: int = self._conn.execute("SELECT count(*) FROM lock_waiters WHERE lease_id = ''").fetchone()[0]
+        return count
+
     def _waiter_change(self, name: str, change: int) -> None:
         self.waiter_changes[name] = self.waiter_changes.get(name, 0) + change
 

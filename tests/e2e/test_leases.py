@@ -228,3 +228,43 @@ def test_max_leases_is_resource_exhausted_until_one_ends(server_factory: ServerF
         )
         stub.RevokeLease(lease_pb2.RevokeLeaseRequest(lease_id=first.lease_id), timeout=10)
         assert _grant(stub, 30).ttl_seconds == 30
+
+
+def test_a_queued_waiter_without_a_lease_holds_its_place_under_max_leases(
+    server_factory: ServerFactory, prefix: str
+) -> None:
+    """The lease a waiter gets at the hand-over is counted when it queues, so the limit holds."""
+    server: ServerProcess = server_factory(["--max-leases", "2"]).start()
+    name = f"{prefix}/l"
+    with grpc.insecure_channel(server.address) as channel:
+        leases, locks = lease_pb2_grpc.LeaseServiceStub(channel), lock_pb2_grpc.LockServiceStub(channel)
+        first = locks.AcquireLock(lock_pb2.AcquireLockRequest(name=name, ttl_seconds=30), timeout=10)
+        waiting = lock_pb2.AcquireLockRequest(name=name, ttl_seconds=30)
+        waiting.wait_timeout.FromSeconds(20)
+        queued = locks.AcquireLock.future(waiting, timeout=25)
+        for _ in range(500):  # until the waiter is queued
+            if locks.GetLock(lock_pb2.GetLockRequest(name=name), timeout=5).waiters:
+                break
+            time.sleep(0.01)
+        failure = expect_failure(
+            leases.GrantLease,
+            lease_pb2.GrantLeaseRequest(ttl_seconds=30),
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+            "LIMIT_EXCEEDED",
+        )
+        assert failure.message == (
+            "the store already holds 1 live leases and 1 promised to queued waiters, the limit; "
+            "revoke leases you no longer need"
+        )
+        expect_failure(locks.AcquireLock, waiting, grpc.StatusCode.RESOURCE_EXHAUSTED, "LIMIT_EXCEEDED")
+        locks.ReleaseLock(lock_pb2.ReleaseLockRequest(name=name, token=first.token), timeout=10)
+        second = queued.result(timeout=10)
+        assert (second.token, second.held) == (2, True)
+        # The first lock's lease ended with it; the waiter's took the promised place.
+        assert _grant(leases, 30).ttl_seconds == 30
+        expect_failure(
+            leases.GrantLease,
+            lease_pb2.GrantLeaseRequest(ttl_seconds=30),
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+            "LIMIT_EXCEEDED",
+        )
