@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import grpc
+import pytest
 from google.rpc import error_details_pb2, status_pb2
 
 from lockservice import errors
@@ -60,17 +63,20 @@ def test_design_table_codes() -> None:
         assert GRPC_CODE_BY_ERROR[cls] == code, cls.__name__
 
 
+_ORDER = Resource(
+    key="orders/1",
+    value=b"v",
+    content_type="text/plain",
+    version=7,
+    create_revision=3,
+    mod_revision=42,
+    create_time_us=1_700_000_000_000_000,
+    update_time_us=1_700_000_000_500_000,
+)
+
+
 def test_conflict_status_carries_error_info_and_current_state() -> None:
-    current = Resource(
-        key="orders/1",
-        value=b"v",
-        content_type="text/plain",
-        version=7,
-        create_revision=3,
-        mod_revision=42,
-        create_time_us=1_700_000_000_000_000,
-        update_time_us=1_700_000_000_500_000,
-    )
+    current = _ORDER
     error = errors.VersionMismatch(
         "orders/1 is at version 7, not at the expected version 6",
         metadata={"key": "orders/1", "current_version": "7"},
@@ -97,24 +103,18 @@ def test_conflict_status_carries_error_info_and_current_state() -> None:
     assert (detail.current_value, detail.current_content_type) == (b"v", "text/plain")
 
 
-def test_a_conflict_leaves_out_a_current_value_over_4_kib() -> None:
-    current = Resource(
-        key="big",
-        value=b"v" * 4097,
-        content_type="text/plain",
-        version=2,
-        create_revision=3,
-        mod_revision=4,
-        create_time_us=1_700_000_000_000_000,
-        update_time_us=1_700_000_000_500_000,
-    )
+@pytest.mark.parametrize("size,carried", [(4096, True), (4097, False)])
+def test_a_conflict_carries_the_current_value_up_to_4_kib(size: int, carried: bool) -> None:
+    current = dataclasses.replace(_ORDER, value=b"v" * size)
     error = errors.VersionMismatch(
-        "big is at version 2", conflict=ConflictState(key="big", current=current, expected="version 1")
+        "orders/1 is at version 7",
+        conflict=ConflictState(key="orders/1", current=current, expected="version 6"),
     )
     detail = errors_pb2.ConflictDetail()
     assert _decode(to_grpc_status(error)).details[1].Unpack(detail)
-    assert not detail.HasField("current_value")
-    assert (detail.current_version, detail.current_content_type) == (2, "text/plain")
+    assert detail.HasField("current_value") is carried
+    assert detail.current_value == (current.value if carried else b"")
+    assert (detail.current_version, detail.current_content_type) == (7, "text/plain")
 
 
 def test_internal_status_hides_the_cause() -> None:
