@@ -12,13 +12,7 @@ from lockservice.model import CONFLICT_VALUE_MAX_BYTES, ConflictState
 from lockservice.rpc.convert import timestamp
 from lockservice.v1 import errors_pb2
 
-__all__ = [
-    "DOMAIN",
-    "GRPC_CODE_BY_ERROR",
-    "grpc_code_for",
-    "internal_status",
-    "to_grpc_status",
-]
+__all__ = ["DOMAIN", "GRPC_CODE_BY_ERROR", "grpc_code_for", "internal_status", "to_grpc_status"]
 
 DOMAIN = "lockservice"
 

@@ -194,16 +194,14 @@ class AsyncClient:
         timeout: float | None = None,
     ) -> resource_pb2.Resource:
         known: tuple[bool, resource_pb2.Resource | None] = (False, None)
-        for retry in range(backoff.attempts):
+        for retry in range(backoff.attempts - 1):
             try:
                 return await self._update_once(key, apply, content_type, fence, timeout, known)
             except UPDATE_CONFLICTS as conflict:
-                if retry == backoff.attempts - 1:
-                    raise
                 # The conflict carries the current state: the next try needs no read.
                 known = _requests.state_from_conflict(key, conflict.conflict)
                 await asyncio.sleep(backoff.delay(retry))
-        raise AssertionError("unreachable: the last attempt returns or raises")
+        return await self._update_once(key, apply, content_type, fence, timeout, known)
 
     async def _update_once(
         self,

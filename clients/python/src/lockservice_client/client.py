@@ -232,16 +232,14 @@ class Client:
         backoff and jitter, then raises the last VersionConflict / ValueConflict. `apply` may run several
         times: keep it free of side effects."""
         known: tuple[bool, resource_pb2.Resource | None] = (False, None)
-        for retry in range(backoff.attempts):
+        for retry in range(backoff.attempts - 1):
             try:
                 return self._update_once(key, apply, content_type, fence, timeout, known)
             except UPDATE_CONFLICTS as conflict:
-                if retry == backoff.attempts - 1:
-                    raise
                 # The conflict carries the current state: the next try needs no read.
                 known = _requests.state_from_conflict(key, conflict.conflict)
                 time.sleep(backoff.delay(retry))
-        raise AssertionError("unreachable: the last attempt returns or raises")
+        return self._update_once(key, apply, content_type, fence, timeout, known)
 
     def _update_once(
         self,
