@@ -39,6 +39,11 @@ class Settings:
     health_listen: str = ""
     # The HTTP adapter, served in this process beside gRPC (off if empty); HTTPS with the TLS files.
     http_listen: str = ""
+    # What HTTP connections may hold (lockservice.http.serve.HttpLimits): a cap, and timeouts
+    # for a request's headers and for an idle kept-alive connection.
+    http_max_connections: int = 1000
+    http_header_timeout_seconds: float = 10.0
+    http_keepalive_timeout_seconds: float = 5.0
     # SO_REUSEPORT on the gRPC (and HTTP) port: several processes serve one port (PostgreSQL only).
     reuse_port: bool = False
     tls_cert: str = ""
@@ -88,6 +93,12 @@ class Settings:
             problems.append("--event-loop: uvloop is not installed here; use --event-loop asyncio")
         if self.grace_period_seconds < 0:
             problems.append("--grace-period: must not be negative")
+        for name, seconds in (
+            ("--http-header-timeout", self.http_header_timeout_seconds),
+            ("--http-keepalive-timeout", self.http_keepalive_timeout_seconds),
+        ):
+            if not 0.1 <= seconds <= 3600:
+                problems.append(f"{name}: {seconds:g} is outside 0.1..3600 seconds")
         limits = self.limits
         if not 0 <= limits.default_lock_delay_seconds <= limits.max_lock_delay_seconds:
             problems.append(f"--lock-delay: must be between 0 and {limits.max_lock_delay_seconds:g} seconds")
@@ -104,6 +115,7 @@ class Settings:
             ("--max-streams-per-client", self.max_streams_per_client, 1, 1_000_000),
             ("--max-watchers-per-client", self.max_watchers_per_client, 1, 1_000_000),
             ("--socket-mode", self.socket_mode, 0, 0o777),
+            ("--http-max-connections", self.http_max_connections, 1, 1_000_000),
         ):
             if not low <= value <= high:
                 problems.append(f"{name}: {value} is outside {low}..{high}")

@@ -132,6 +132,27 @@ OPTIONS: tuple[Option, ...] = (
         "ADDRESS",
     ),
     _option(
+        "http-max-connections",
+        "http_max_connections",
+        _integer,
+        "open HTTP connections; more are closed at once",
+        "N",
+    ),
+    _option(
+        "http-header-timeout",
+        "http_header_timeout_seconds",
+        _number,
+        "seconds an HTTP connection has to send a request's headers",
+        "SECONDS",
+    ),
+    _option(
+        "http-keepalive-timeout",
+        "http_keepalive_timeout_seconds",
+        _number,
+        "seconds an idle kept-alive HTTP connection stays open",
+        "SECONDS",
+    ),
+    _option(
         "reuse-port",
         "reuse_port",
         _switch,

@@ -20,11 +20,12 @@ from lockservice.http.problems import (
     problem_response,
     rpc_error_handler,
 )
-from lockservice.http.serve import HttpServer, HttpTls, local_target, run_http
+from lockservice.http.serve import HttpLimits, HttpServer, HttpTls, local_target, run_http
 
 __all__ = [
     "HTTP_STATUS_BY_CODE",
     "Failure",
+    "HttpLimits",
     "HttpOptions",
     "HttpServer",
     "HttpTls",

@@ -31,7 +31,7 @@ from lockservice.config import readable_file
 from lockservice.http.app import create_app
 from lockservice.http.options import HttpOptions
 from lockservice.http.problems import ProblemOptions
-from lockservice.http.serve import HttpTls, parse_listen, run_http
+from lockservice.http.serve import HttpLimits, HttpTls, parse_listen, run_http
 from lockservice.logs import LOG_LEVELS, configure_logging
 
 __all__ = ["add_http_arguments", "build_gateway_parser", "http_options", "main_gateway"]
@@ -98,6 +98,44 @@ def http_options(args: argparse.Namespace) -> HttpOptions:
         problems=ProblemOptions(strict_preconditions=args.http_strict_preconditions),
         require_preconditions=args.http_require_preconditions,
         max_value_bytes=args.http_max_value_bytes,
+    )
+
+
+def _timeout(text: str) -> float:
+    value = _seconds(text)
+    if not 0.1 <= value <= 3600:
+        raise argparse.ArgumentTypeError(f"{text} is outside 0.1..3600 seconds")
+    return value
+
+
+def _add_connection_arguments(parser: argparse.ArgumentParser) -> None:
+    """The bounds on HTTP connections (`HttpLimits`), with `lockservice serve`'s flag names."""
+    defaults = HttpLimits()
+    parser.add_argument(
+        "--http-max-connections",
+        type=_positive_int,
+        metavar="N",
+        default=os.environ.get("LOCKSERVICE_HTTP_MAX_CONNECTIONS", str(defaults.max_connections)),
+        help="open connections; more are closed at once [LOCKSERVICE_HTTP_MAX_CONNECTIONS] "
+        "(default %(default)s)",
+    )
+    parser.add_argument(
+        "--http-header-timeout",
+        type=_timeout,
+        metavar="SECONDS",
+        default=os.environ.get("LOCKSERVICE_HTTP_HEADER_TIMEOUT", f"{defaults.header_timeout_seconds:g}"),
+        help="seconds a connection has to send a request's headers [LOCKSERVICE_HTTP_HEADER_TIMEOUT] "
+        "(default %(default)s)",
+    )
+    parser.add_argument(
+        "--http-keepalive-timeout",
+        type=_timeout,
+        metavar="SECONDS",
+        default=os.environ.get(
+            "LOCKSERVICE_HTTP_KEEPALIVE_TIMEOUT", f"{defaults.keepalive_timeout_seconds:g}"
+        ),
+        help="seconds an idle kept-alive connection stays open [LOCKSERVICE_HTTP_KEEPALIVE_TIMEOUT] "
+        "(default %(default)s)",
     )
 
 
@@ -198,6 +236,7 @@ def build_gateway_parser() -> argparse.ArgumentParser:
         help="HTTP address: HOST:PORT or unix:PATH [LOCKSERVICE_HTTP_LISTEN] (default %(default)s)",
     )
     _add_tls_arguments(parser)
+    _add_connection_arguments(parser)
     add_http_arguments(parser)
     parser.add_argument(
         "--log-level", choices=LOG_LEVELS, default=os.environ.get("LOCKSERVICE_LOG_LEVEL", "info")
@@ -224,7 +263,15 @@ async def _serve(args: argparse.Namespace) -> int:
     tls = HttpTls(args.tls_cert, args.tls_key, args.tls_client_ca) if args.tls_cert else None
     try:
         server = await run_http(
-            create_app(channel=channel, options=options), args.listen, grace=args.grace_period, tls=tls
+            create_app(channel=channel, options=options),
+            args.listen,
+            grace=args.grace_period,
+            tls=tls,
+            limits=HttpLimits(
+                max_connections=args.http_max_connections,
+                header_timeout_seconds=args.http_header_timeout,
+                keepalive_timeout_seconds=args.http_keepalive_timeout,
+            ),
         )
     except OSError as error:
         _log.error("http.bind_failed", listen=args.listen, error=str(error))

@@ -23,7 +23,7 @@ import tempfile
 import grpc
 
 from lockservice.config import Settings
-from lockservice.http import HttpOptions, HttpServer, HttpTls, create_app, run_http
+from lockservice.http import HttpLimits, HttpOptions, HttpServer, HttpTls, create_app, run_http
 
 __all__ = ["LocalHttp"]
 
@@ -77,6 +77,11 @@ class LocalHttp:
             grace=settings.grace_period_seconds,
             tls=tls,
             reuse_port=settings.reuse_port,
+            limits=HttpLimits(
+                max_connections=settings.http_max_connections,
+                header_timeout_seconds=settings.http_header_timeout_seconds,
+                keepalive_timeout_seconds=settings.http_keepalive_timeout_seconds,
+            ),
         )
         return self._http
 

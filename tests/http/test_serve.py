@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import resource
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
 import pytest
 
 from lockservice.http import create_app, local_target, main_gateway, run_http
-from lockservice.http.serve import parse_listen
+from lockservice.http.serve import DESCRIPTOR_RESERVE, parse_listen
 
 
 def test_parse_listen() -> None:
@@ -109,3 +112,33 @@ def test_run_http_with_reuse_port_shares_a_port_and_without_it_refuses(tmp_path:
             await first.stop()
 
     asyncio.run(scenario())
+
+
+def test_descriptor_headroom_raises_the_soft_limit_and_keeps_a_reserve_below_it() -> None:
+    # In a child process: a lowered hard limit cannot be raised again.
+    limit = DESCRIPTOR_RESERVE + 300
+    code = (
+        "import resource; from lockservice.http.serve import descriptor_headroom; "
+        "print(descriptor_headroom(1000), descriptor_headroom(200), "
+        "resource.getrlimit(resource.RLIMIT_NOFILE)[0])"
+    )
+    output = subprocess.run(
+        [sys.executable, "-c", code],
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (limit - 100, limit)),
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    assert output.stdout.split()[-3:] == ["300", "200", str(limit)]
+    assert "http.connection_cap_lowered" in output.stdout + output.stderr
+
+
+def test_the_gateway_refuses_connection_bounds_that_cannot_work(capsys: pytest.CaptureFixture[str]) -> None:
+    for flags in (
+        ["--http-max-connections", "0"],
+        ["--http-header-timeout", "0"],
+        ["--http-keepalive-timeout", "nan"],
+    ):
+        assert main_gateway(flags) == 2
+        assert flags[0] in capsys.readouterr().err
