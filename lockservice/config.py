@@ -100,6 +100,12 @@ class Settings:
             if not 0.1 <= seconds <= 3600:
                 problems.append(f"{name}: {seconds:g} is outside 0.1..3600 seconds")
         limits = self.limits
+        if limits.memory_budget_bytes < 16 * limits.max_value_bytes:
+            problems.append(
+                f"--memory-budget: {limits.memory_budget_bytes} is less than 16 times --max-value-bytes "
+                f"({16 * limits.max_value_bytes}): a quarter of it must hold a few reply pages of the "
+                "largest value"
+            )
         if not 0 <= limits.default_lock_delay_seconds <= limits.max_lock_delay_seconds:
             problems.append(f"--lock-delay: must be between 0 and {limits.max_lock_delay_seconds:g} seconds")
         for name, value, low, high in (

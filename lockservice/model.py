@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 __all__ = [
     "DEFAULT_CONTENT_TYPE",
+    "RESOURCE_OVERHEAD_BYTES",
     "ChangeEvent",
     "Compare",
     "ConflictState",
@@ -52,6 +53,11 @@ def etag_for(create_revision: int, version: int) -> str:
     return f'"{create_revision}.{version}"'
 
 
+# A resource's message beyond its key and value: a content type (at most 255 characters),
+# versions, revisions, times, etag.
+RESOURCE_OVERHEAD_BYTES = 416
+
+
 @dataclass(frozen=True, slots=True)
 class Resource:
     key: str
@@ -67,6 +73,15 @@ class Resource:
     @property
     def etag(self) -> str:
         return etag_for(self.create_revision, self.version)
+
+    @property
+    def footprint(self) -> int:
+        """The bytes this resource costs in memory and on the wire, as the memory budget counts
+        them (`lockservice.core.memory`): key and value, plus an upper bound for the rest of its
+        message, so a sum of footprints bounds a reply's size. The stores compute the same from
+        their rows (`lockservice.store.pages`) without reading the content type, which sits
+        after the value and would cost a walk over a large value's pages."""
+        return len(self.key) + len(self.value) + RESOURCE_OVERHEAD_BYTES
 
 
 @dataclass(frozen=True, slots=True)

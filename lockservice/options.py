@@ -190,6 +190,13 @@ OPTIONS: tuple[Option, ...] = (
         "seconds a lock stays unavailable after its holder's lease expires",
         "SECONDS",
     ),
+    _option(
+        "memory-budget",
+        "limits.memory_budget_bytes",
+        _integer,
+        "bytes of values held for clients: read cache, reply pages, watcher queues",
+        "BYTES",
+    ),
     _option("max-waiters", "limits.max_waiters_per_lock", _integer, "callers queued per lock", "N"),
     _option("max-leases", "limits.max_leases", _integer, "live leases in the store", "N"),
     _option(

@@ -30,3 +30,6 @@ class Limits:
     max_leases: int = 1_000_000
     # A watcher further behind than this many pending responses is cut off.
     watch_queue_size: int = 1024
+    # Values the server holds for clients (read cache, reply pages, watcher queues), in bytes:
+    # see lockservice.core.memory for how it is shared.
+    memory_budget_bytes: int = 256 * 1024 * 1024

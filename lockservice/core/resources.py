@@ -6,6 +6,8 @@ that changes anything takes exactly one new store revision, shared by all keys i
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from lockservice.codec import (
     decode_delete_result,
     decode_resource,
@@ -19,6 +21,7 @@ from lockservice.core.fencing import check_fence, check_fence_shape
 from lockservice.core.idempotency import fingerprint, run_once
 from lockservice.core.leasing import require_live_lease
 from lockservice.core.limits import Limits
+from lockservice.core.memory import MemoryBudget
 from lockservice.core.ownership import check_lease_owner
 from lockservice.core.pagination import decode_page_token, encode_page_token, page_size
 from lockservice.core.validation import (
@@ -163,12 +166,23 @@ def _raise_cas_mismatch(revision: int, key: str, current: Resource | None, expec
     )
 
 
+def _cut(rows: list[Resource], size: int, max_bytes: int) -> tuple[list[Resource], bool]:
+    """A page of at most `size` of `rows` (read with one extra, and cut by `max_bytes` when
+    set), and whether more may follow: an extra row came back, or the bytes ran out first (then
+    the next page may turn out empty, which AIP-158 allows)."""
+    if len(rows) > size:
+        return rows[:size], True
+    full = max_bytes > 0 and sum(row.footprint for row in rows) >= max_bytes
+    return rows, full and bool(rows)
+
+
 class Resources:
     """The rules of versioned resources over a `Store`."""
 
-    def __init__(self, store: Store, limits: Limits) -> None:
+    def __init__(self, store: Store, limits: Limits, memory: MemoryBudget | None = None) -> None:
         self._store = store
         self._limits = limits
+        self._memory = memory or MemoryBudget(limits.memory_budget_bytes, limits.max_value_bytes)
 
     # -- checks shared by the writes -------------------------------------------------------
 
@@ -219,6 +233,18 @@ class Resources:
             )
         return past
 
+    async def _read_page(
+        self, size: int, with_values: bool, read: Callable[[int], Awaitable[list[Resource]]]
+    ) -> tuple[list[Resource], bool]:
+        """A page of at most `size` resources from `read(max_bytes)` (which asks the store for
+        one more), and whether more may follow. With values, the page holds room in the memory
+        budget while it is read, and carries about a largest value's worth of bytes."""
+        if not with_values:
+            return _cut(await read(0), size, 0)
+        async with self._memory.page() as max_bytes:
+            rows = await read(max_bytes)
+        return _cut(rows, size, max_bytes)
+
     async def list(self, req: rq.ListResources) -> Page:
         check_prefix(req.prefix, self._limits)
         size = page_size(req.page_size, self._limits)
@@ -226,11 +252,15 @@ class Resources:
         cursor = decode_page_token(req.page_token, query, str)
         start_after = cursor if isinstance(cursor, str) else ""
         revision = await self._store.current_revision()
-        rows = await self._store.list_resources(
-            req.prefix, start_after, size + 1, with_values=req.with_values
+        rows, more = await self._read_page(
+            size,
+            req.with_values,
+            lambda max_bytes: self._store.list_resources(
+                req.prefix, start_after, size + 1, with_values=req.with_values, max_bytes=max_bytes
+            ),
         )
-        token = encode_page_token(query, rows[size - 1].key) if len(rows) > size else ""
-        return Page(items=tuple(rows[:size]), next_page_token=token, revision=revision)
+        token = encode_page_token(query, rows[-1].key) if more else ""
+        return Page(items=tuple(rows), next_page_token=token, revision=revision)
 
     async def list_versions(self, req: rq.ListResourceVersions) -> Page:
         check_key(req.key, self._limits)
@@ -241,11 +271,20 @@ class Resources:
         query = f"ListResourceVersions\x00{req.key}\x00{current.create_revision}"
         cursor = decode_page_token(req.page_token, query, int)
         below = cursor if isinstance(cursor, int) else current.version + 1
-        rows = await self._store.list_versions(
-            req.key, current.create_revision, below, size + 1, with_values=req.with_values
+        rows, more = await self._read_page(
+            size,
+            req.with_values,
+            lambda max_bytes: self._store.list_versions(
+                req.key,
+                current.create_revision,
+                below,
+                size + 1,
+                with_values=req.with_values,
+                max_bytes=max_bytes,
+            ),
         )
-        token = encode_page_token(query, rows[size - 1].version) if len(rows) > size else ""
-        return Page(items=tuple(rows[:size]), next_page_token=token, revision=current.mod_revision)
+        token = encode_page_token(query, rows[-1].version) if more else ""
+        return Page(items=tuple(rows), next_page_token=token, revision=current.mod_revision)
 
     # -- writes -----------------------------------------------------------------------------
 

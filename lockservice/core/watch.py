@@ -2,8 +2,13 @@
 
 Every watcher registers with the hub before it reads the store, so nothing committed in between
 is missed; what arrives twice (in the replay and live) is dropped by revision. A watcher whose
-consumer falls `watch_queue_size` responses behind is cut off with LIMIT_EXCEEDED instead of
-buffering without bound; it can resume from the last revision it saw.
+consumer falls `watch_queue_size` responses behind, or whose queued changes would overrun the
+watchers' share of the memory budget, is cut off with LIMIT_EXCEEDED instead of buffering
+without bound; it can resume from the last revision it saw. A replay reads pages cut by bytes,
+each holding room in the memory budget until it is sent (`lockservice.core.memory`).
+
+Commits reach watchers through an index: watchers of one key by that key, so a commit costs
+the watchers it concerns plus the prefix watchers, not every open watch.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from collections.abc import AsyncIterator
 
 from lockservice.core import requests as rq
 from lockservice.core.limits import Limits
+from lockservice.core.memory import MemoryBudget
 from lockservice.core.validation import check_key, check_prefix
 from lockservice.errors import InvalidArgument, LimitExceeded, RevisionCompacted, ShuttingDown
 from lockservice.model import ChangeEvent, WatchBatch
@@ -24,17 +30,39 @@ __all__ = ["Watches"]
 _REPLAY_PAGE = 512
 
 
-class _Watcher:
-    __slots__ = ("_limit", "_pending", "_ready", "closed", "key", "overflowed", "prefix")
+def _batch_bytes(batch: WatchBatch) -> int:
+    return sum(event.resource.footprint for event in batch.events)
 
-    def __init__(self, key: str, prefix: bool, limit: int) -> None:
+
+class _Watcher:
+    __slots__ = (
+        "_limit",
+        "_memory",
+        "_pending",
+        "_pending_bytes",
+        "_ready",
+        "closed",
+        "key",
+        "overflowed",
+        "prefix",
+    )
+
+    def __init__(self, key: str, prefix: bool, limit: int, memory: MemoryBudget) -> None:
         self.key = key
         self.prefix = prefix
         self._limit = limit
+        self._memory = memory
         self._pending: collections.deque[WatchBatch] = collections.deque()
+        self._pending_bytes = 0
         self._ready = asyncio.Event()
         self.overflowed = False
         self.closed = False
+
+    def release(self) -> None:
+        """Gives back the memory its queue holds (the watch ended)."""
+        self._memory.give_watcher_bytes(self._pending_bytes)
+        self._pending_bytes = 0
+        self._pending.clear()
 
     def close(self) -> None:
         self.closed = True
@@ -44,21 +72,18 @@ class _Watcher:
         return key.startswith(self.key) if self.prefix else key == self.key
 
     def offer(self, events: list[ChangeEvent]) -> None:
+        """Queues `events` (all of them this watcher's, in revision order) as one batch per
+        revision; overflows when the queue is too long or the watchers' memory share is spent."""
         if self.overflowed:
             return
-        batch: list[ChangeEvent] = []
-        for event in events:
-            if not self.matches(event.resource.key):
-                continue
-            if batch and batch[-1].revision != event.revision:
-                self._pending.append(WatchBatch(events=tuple(batch), revision=batch[-1].revision))
-                batch = []
-            batch.append(event)
-        if batch:
-            self._pending.append(WatchBatch(events=tuple(batch), revision=batch[-1].revision))
-        if len(self._pending) > self._limit:
-            self.overflowed = True
-            self._pending.clear()
+        for batch in _batches(events):
+            size = _batch_bytes(batch)
+            if len(self._pending) >= self._limit or not self._memory.take_watcher_bytes(size):
+                self.overflowed = True
+                self.release()
+                break
+            self._pending.append(batch)
+            self._pending_bytes += size
         self._ready.set()
 
     async def next(self) -> WatchBatch:
@@ -75,7 +100,11 @@ class _Watcher:
                 )
             self._ready.clear()
             await self._ready.wait()
-        return self._pending.popleft()
+        batch = self._pending.popleft()
+        size = _batch_bytes(batch)
+        self._pending_bytes -= size
+        self._memory.give_watcher_bytes(size)
+        return batch
 
 
 def _batches(events: list[ChangeEvent]) -> list[WatchBatch]:
@@ -90,10 +119,13 @@ def _batches(events: list[ChangeEvent]) -> list[WatchBatch]:
 
 
 class Watches:
-    def __init__(self, store: Store, limits: Limits) -> None:
+    def __init__(self, store: Store, limits: Limits, memory: MemoryBudget | None = None) -> None:
         self._store = store
         self._limits = limits
+        self._memory = memory or MemoryBudget(limits.memory_budget_bytes, limits.max_value_bytes)
         self._watchers: set[_Watcher] = set()
+        self._by_key: dict[str, set[_Watcher]] = {}
+        self._prefixed: set[_Watcher] = set()
         self._closed = False
         store.subscribe(self._on_notices)
 
@@ -107,13 +139,40 @@ class Watches:
         for watcher in self._watchers:
             watcher.close()
 
+    def _add(self, watcher: _Watcher) -> None:
+        self._watchers.add(watcher)
+        if watcher.prefix:
+            self._prefixed.add(watcher)
+        else:
+            self._by_key.setdefault(watcher.key, set()).add(watcher)
+
+    def _discard(self, watcher: _Watcher) -> None:
+        self._watchers.discard(watcher)
+        if watcher.prefix:
+            self._prefixed.discard(watcher)
+        else:
+            same_key = self._by_key.get(watcher.key)
+            if same_key is not None:
+                same_key.discard(watcher)
+                if not same_key:
+                    del self._by_key[watcher.key]
+        watcher.release()
+
     def _on_notices(self, notices: list[Notice]) -> None:
         if not self._watchers:
             return
-        events = [notice for notice in notices if isinstance(notice, ChangeEvent)]
-        if events:
-            for watcher in self._watchers:
-                watcher.offer(events)
+        routed: dict[_Watcher, list[ChangeEvent]] = {}
+        for notice in notices:
+            if not isinstance(notice, ChangeEvent):
+                continue
+            key = notice.resource.key
+            for watcher in self._by_key.get(key, ()):
+                routed.setdefault(watcher, []).append(notice)
+            for watcher in self._prefixed:
+                if key.startswith(watcher.key):
+                    routed.setdefault(watcher, []).append(notice)
+        for watcher, events in routed.items():
+            watcher.offer(events)
 
     async def watch(self, req: rq.Watch) -> AsyncIterator[WatchBatch]:
         """First an empty batch at the current revision (the watch is established), then the
@@ -124,10 +183,10 @@ class Watches:
             check_key(req.key, self._limits)
         if req.start_revision < 0:
             raise InvalidArgument("start_revision must not be negative", metadata={"field": "start_revision"})
-        watcher = _Watcher(req.key, req.prefix, self._limits.watch_queue_size)
+        watcher = _Watcher(req.key, req.prefix, self._limits.watch_queue_size, self._memory)
         if self._closed:
             watcher.close()
-        self._watchers.add(watcher)
+        self._add(watcher)
         try:
             compacted = await self._store.compacted_revision()
             if 0 < req.start_revision <= compacted:
@@ -146,11 +205,15 @@ class Watches:
                 sent = req.start_revision - 1
                 while True:
                     seen = await self._store.current_revision()
-                    events = await self._store.events_after(sent, req.key, req.prefix, _REPLAY_PAGE)
-                    for batch in _batches(events):
-                        yield batch
-                        sent = batch.revision
-                    if len(events) < _REPLAY_PAGE:
+                    async with self._memory.page() as max_bytes:
+                        events = await self._store.events_after(
+                            sent, req.key, req.prefix, _REPLAY_PAGE, max_bytes
+                        )
+                        for batch in _batches(events):
+                            yield batch
+                            sent = batch.revision
+                    cut_by_bytes = sum(event.resource.footprint for event in events) >= max_bytes
+                    if not events or (len(events) < _REPLAY_PAGE and not cut_by_bytes):
                         sent = max(sent, seen)
                         break
             while True:
@@ -159,4 +222,4 @@ class Watches:
                     yield batch
                     sent = batch.revision
         finally:
-            self._watchers.discard(watcher)
+            self._discard(watcher)

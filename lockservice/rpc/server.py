@@ -16,6 +16,7 @@ from lockservice.config import Settings, is_postgres_url, sqlite_path
 from lockservice.core.expiry import Expirer
 from lockservice.core.leases import Leases
 from lockservice.core.locks import Locks
+from lockservice.core.memory import MemoryBudget
 from lockservice.core.quotas import StreamQuota
 from lockservice.core.resources import Resources
 from lockservice.core.watch import Watches
@@ -50,7 +51,7 @@ def _message_limit(settings: Settings) -> int:
     return settings.limits.max_value_bytes * 2 + 64 * 1024
 
 
-async def _open_store(settings: Settings) -> Store:
+async def _open_store(settings: Settings, memory: MemoryBudget) -> Store:
     limits = settings.limits
     options = {
         "history_versions": limits.history_versions,
@@ -59,7 +60,12 @@ async def _open_store(settings: Settings) -> Store:
     }
     if is_postgres_url(settings.store):
         return await PostgresStore.open(settings.store, **options)
-    return await SqliteStore.open(sqlite_path(settings.store, settings.db), **options)
+    return await SqliteStore.open(
+        sqlite_path(settings.store, settings.db),
+        read_cache_bytes=memory.cache_bytes // 2,
+        page_cache_bytes=memory.cache_bytes // 4,
+        **options,
+    )
 
 
 def _store_name(settings: Settings) -> str:
@@ -106,7 +112,8 @@ async def serve(settings: Settings) -> int:
     """Runs until SIGTERM or SIGINT; drains in-flight calls for the grace period; returns 0
     (1 when a port cannot be opened)."""
     limits = settings.limits
-    store = await _open_store(settings)
+    memory = MemoryBudget(limits.memory_budget_bytes, limits.max_value_bytes)
+    store = await _open_store(settings, memory)
     message_limit = _message_limit(settings)
     local_http = LocalHttp(settings, message_limit) if settings.http_listen else None
     policy = install(_call_policy(settings, local_http.secret if local_http is not None else ""))
@@ -119,11 +126,11 @@ async def serve(settings: Settings) -> int:
         ]
     )
     expirer = Expirer(store)
-    watches = Watches(store, limits)
+    watches = Watches(store, limits, memory)
     locks = Locks(store, limits, expirer.poke)
     add_servicer(
         resource_pb2_grpc.add_ResourceServiceServicer_to_server,
-        ResourceServicer(Resources(store, limits), watches),
+        ResourceServicer(Resources(store, limits, memory), watches),
         server,
     )
     add_servicer(

@@ -147,16 +147,26 @@ class Store(Protocol):
         ...
 
     async def list_resources(
-        self, prefix: str, start_after: str, limit: int, *, with_values: bool
+        self, prefix: str, start_after: str, limit: int, *, with_values: bool, max_bytes: int = 0
     ) -> list[Resource]:
         """Up to `limit` resources whose key starts with `prefix` and sorts after `start_after`,
-        in key order (byte order of the UTF-8 key)."""
+        in key order (byte order of the UTF-8 key). With values and `max_bytes`, the page also
+        ends at the resource whose `footprint` brings the total to `max_bytes` (so it holds at
+        least one); values past that are never read."""
         ...
 
     async def list_versions(
-        self, key: str, create_revision: int, below_version: int, limit: int, *, with_values: bool
+        self,
+        key: str,
+        create_revision: int,
+        below_version: int,
+        limit: int,
+        *,
+        with_values: bool,
+        max_bytes: int = 0,
     ) -> list[Resource]:
-        """Retained versions lower than `below_version`, newest first."""
+        """Retained versions lower than `below_version`, newest first; cut by `max_bytes` as
+        `list_resources` is."""
         ...
 
     async def current_revision(self) -> int: ...
@@ -165,11 +175,14 @@ class Store(Protocol):
         """Events at or below this revision are no longer retained for Watch."""
         ...
 
-    async def events_after(self, revision: int, key: str, prefix: bool, limit: int) -> list[ChangeEvent]:
+    async def events_after(
+        self, revision: int, key: str, prefix: bool, limit: int, max_bytes: int = 0
+    ) -> list[ChangeEvent]:
         """Retained events after `revision` on `key` (or under it when `prefix`), in order.
 
-        About `limit` events, in whole revisions: a page may run past `limit` to finish the
-        revision it ends in, so reading on from its last revision misses nothing."""
+        About `limit` events and, with `max_bytes`, about that many bytes of footprints, in
+        whole revisions: a page may run past either to finish the revision it ends in, so
+        reading on from its last revision misses nothing."""
         ...
 
     async def get_lease(self, lease_id: str) -> Lease | None: ...

@@ -47,6 +47,7 @@ from lockservice.model import (
     WaiterFailed,
 )
 from lockservice.store.base import Notice, NoticeListener, StoredAnswer, WriteTxn
+from lockservice.store.pages import event_page, resource_page, version_page
 from lockservice.store.postgres_schema import migrate
 from lockservice.store.rows import (
     EVENT_COLUMNS,
@@ -57,9 +58,7 @@ from lockservice.store.rows import (
     lease_values,
     lock_values,
     metadata_columns,
-    prefix_upper_bound,
     resource_values,
-    row_to_event,
     row_to_lease,
     row_to_lock,
     row_to_resource,
@@ -582,30 +581,34 @@ class PostgresStore:
         return row_to_resource(rows[0]) if rows else None
 
     async def list_resources(
-        self, prefix: str, start_after: str, limit: int, *, with_values: bool
+        self, prefix: str, start_after: str, limit: int, *, with_values: bool, max_bytes: int = 0
     ) -> list[Resource]:
         columns = RESOURCE_COLUMNS if with_values else _META_COLUMNS
-        if prefix:
-            sql = (
-                f"SELECT {columns} FROM resources WHERE key >= %s AND key > %s AND key < %s "
-                "ORDER BY key LIMIT %s"
-            )
-            params: tuple[Any, ...] = (prefix, start_after, prefix_upper_bound(prefix), limit)
-        else:
-            sql = f"SELECT {columns} FROM resources WHERE key > %s ORDER BY key LIMIT %s"
-            params = (start_after, limit)
-        return [row_to_resource(row) for row in await self._read(sql, params)]
+        return await resource_page(
+            self._read, "%s", columns, prefix, start_after, limit, max_bytes if with_values else 0
+        )
 
     async def list_versions(
-        self, key: str, create_revision: int, below_version: int, limit: int, *, with_values: bool
+        self,
+        key: str,
+        create_revision: int,
+        below_version: int,
+        limit: int,
+        *,
+        with_values: bool,
+        max_bytes: int = 0,
     ) -> list[Resource]:
         columns = RESOURCE_COLUMNS if with_values else _META_COLUMNS
-        rows = await self._read(
-            f"SELECT {columns} FROM resource_versions WHERE key = %s AND create_revision = %s "
-            "AND version < %s ORDER BY version DESC LIMIT %s",
-            (key, create_revision, below_version, limit),
+        return await version_page(
+            self._read,
+            "%s",
+            columns,
+            key,
+            create_revision,
+            below_version,
+            limit,
+            max_bytes if with_values else 0,
         )
-        return [row_to_resource(row) for row in rows]
 
     async def current_revision(self) -> int:
         revision: int = (await self._read("SELECT value FROM meta WHERE name = 'revision'"))[0][0]
@@ -615,27 +618,10 @@ class PostgresStore:
         compacted: int = (await self._read("SELECT value FROM meta WHERE name = 'compacted_revision'"))[0][0]
         return compacted
 
-    async def events_after(self, revision: int, key: str, prefix: bool, limit: int) -> list[ChangeEvent]:
-        params: tuple[Any, ...]
-        if not prefix:
-            where, params = "key = %s", (key,)
-        elif not key:
-            where, params = "TRUE", ()
-        else:
-            where, params = "key >= %s AND key < %s", (key, prefix_upper_bound(key))
-        sql = (
-            f"SELECT seq, {EVENT_COLUMNS} FROM events WHERE {where} AND revision > %s ORDER BY revision, seq"
-        )
-        rows = await self._read(f"{sql} LIMIT %s", (*params, revision, limit))
-        if len(rows) == limit:
-            # Never end a page inside a revision: a resumed read starts after whole revisions.
-            last_seq, last_revision = rows[-1][0], rows[-1][2]
-            rows += await self._read(
-                f"SELECT seq, {EVENT_COLUMNS} FROM events WHERE {where} AND revision = %s AND seq > %s "
-                "ORDER BY seq",
-                (*params, last_revision, last_seq),
-            )
-        return [row_to_event(row[1:]) for row in rows]
+    async def events_after(
+        self, revision: int, key: str, prefix: bool, limit: int, max_bytes: int = 0
+    ) -> list[ChangeEvent]:
+        return await event_page(self._read, "%s", revision, key, prefix, limit, max_bytes)
 
     async def get_lease(self, lease_id: str) -> Lease | None:
         rows = await self._read(f"SELECT {LEASE_COLUMNS} FROM leases WHERE lease_id = %s", (lease_id,))

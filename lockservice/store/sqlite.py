@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 from lockservice.errors import StoreUnavailable
 from lockservice.model import ChangeEvent, EventType, Lease, LockState, LockWaiter, Resource
 from lockservice.store.base import Notice, NoticeListener, StoredAnswer, WriteTxn
+from lockservice.store.pages import event_page, resource_page, version_page
 from lockservice.store.read_cache import ReadCache
 from lockservice.store.rows import (
     EVENT_COLUMNS,
@@ -40,9 +41,7 @@ from lockservice.store.rows import (
     lease_values,
     lock_values,
     metadata_columns,
-    prefix_upper_bound,
     resource_values,
-    row_to_event,
     row_to_lease,
     row_to_lock,
     row_to_resource,
@@ -302,7 +301,11 @@ class SqliteStore:
         request_id_retention_seconds: int = 24 * 3600,
         watch_history_revisions: int = 10_000,
         durable: bool = True,
+        read_cache_bytes: int = 64 * 1024 * 1024,
+        page_cache_bytes: int = 32 * 1024 * 1024,
     ) -> None:
+        """`read_cache_bytes` bounds the values kept in memory for reads (`ReadCache`);
+        `page_cache_bytes` is SQLite's page cache of each of the store's two connections."""
         self._path = path
         self._watch_history = watch_history_revisions
         self._listeners: list[NoticeListener] = []
@@ -324,7 +327,8 @@ class SqliteStore:
         # Queued waiters by lock name, as of the last commit. Replaced whole by the writer, never
         # changed in place, so readers on the loop's thread can use it without a lock.
         self._waiter_counts: dict[str, int] = {}
-        self._cache = ReadCache(_READ_CACHE_ENTRIES)
+        self._cache = ReadCache(_READ_CACHE_ENTRIES, read_cache_bytes)
+        self._page_cache_kib = max(page_cache_bytes // 1024, 1024)
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -370,7 +374,7 @@ class SqliteStore:
         # FULL syncs the WAL at every commit: an acknowledged write survives power loss.
         conn.execute(f"PRAGMA synchronous = {'FULL' if self._durable else 'NORMAL'}")
         conn.execute("PRAGMA busy_timeout = 5000")
-        conn.execute("PRAGMA cache_size = -65536")
+        conn.execute(f"PRAGMA cache_size = -{self._page_cache_kib}")
         return conn
 
     async def close(self) -> None:
@@ -519,10 +523,9 @@ class SqliteStore:
             if isinstance(notice, ChangeEvent):
                 resource = notice.resource if notice.type is EventType.PUT else None
                 self._cache.offer(notice.resource.key, notice.revision, resource)
-        if notices:
-            # Listeners first: a caller resumed by its future may act on what they learn.
-            for listener in self._listeners:
-                listener(notices)
+        # Answers first: their callers are woken before the watchers the listeners wake, so an
+        # acknowledgement never queues behind a fan-out to thousands of watchers. Nothing runs
+        # in between: every listener has its notices before any woken caller takes a step.
         for pending in items:
             if pending.future.done():
                 continue
@@ -530,6 +533,9 @@ class SqliteStore:
                 pending.future.set_exception(pending.error)
             else:
                 pending.future.set_result(pending.outcome)
+        if notices:
+            for listener in self._listeners:
+                listener(notices)
 
     def subscribe(self, listener: NoticeListener) -> None:
         self._listeners.append(listener)
@@ -585,30 +591,38 @@ class SqliteStore:
         )
         return row_to_resource(rows[0]) if rows else None
 
+    async def _read_async(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
+        return self._read(sql, params)
+
     async def list_resources(
-        self, prefix: str, start_after: str, limit: int, *, with_values: bool
+        self, prefix: str, start_after: str, limit: int, *, with_values: bool, max_bytes: int = 0
     ) -> list[Resource]:
         columns = RESOURCE_COLUMNS if with_values else _META_COLUMNS
-        if prefix:
-            sql = (
-                f"SELECT {columns} FROM resources WHERE key >= ? AND key > ? AND key < ? ORDER BY key LIMIT ?"
-            )
-            params: tuple[Any, ...] = (prefix, start_after, prefix_upper_bound(prefix), limit)
-        else:
-            sql = f"SELECT {columns} FROM resources WHERE key > ? ORDER BY key LIMIT ?"
-            params = (start_after, limit)
-        return [row_to_resource(row) for row in self._read(sql, params)]
+        return await resource_page(
+            self._read_async, "?", columns, prefix, start_after, limit, max_bytes if with_values else 0
+        )
 
     async def list_versions(
-        self, key: str, create_revision: int, below_version: int, limit: int, *, with_values: bool
+        self,
+        key: str,
+        create_revision: int,
+        below_version: int,
+        limit: int,
+        *,
+        with_values: bool,
+        max_bytes: int = 0,
     ) -> list[Resource]:
         columns = RESOURCE_COLUMNS if with_values else _META_COLUMNS
-        rows = self._read(
-            f"SELECT {columns} FROM resource_versions WHERE key = ? AND create_revision = ? AND version < ? "
-            "ORDER BY version DESC LIMIT ?",
-            (key, create_revision, below_version, limit),
+        return await version_page(
+            self._read_async,
+            "?",
+            columns,
+            key,
+            create_revision,
+            below_version,
+            limit,
+            max_bytes if with_values else 0,
         )
-        return [row_to_resource(row) for row in rows]
 
     async def current_revision(self) -> int:
         return self._revision
@@ -616,25 +630,10 @@ class SqliteStore:
     async def compacted_revision(self) -> int:
         return self._compacted
 
-    async def events_after(self, revision: int, key: str, prefix: bool, limit: int) -> list[ChangeEvent]:
-        params: tuple[Any, ...]
-        if not prefix:
-            where, params = "key = ?", (key,)
-        elif not key:
-            where, params = "1", ()
-        else:
-            where, params = "key >= ? AND key < ?", (key, prefix_upper_bound(key))
-        sql = f"SELECT seq, {EVENT_COLUMNS} FROM events WHERE {where} AND revision > ? ORDER BY revision, seq"
-        rows = self._read(f"{sql} LIMIT ?", (*params, revision, limit))
-        if len(rows) == limit:
-            # Never end a page inside a revision: a resumed read starts after whole revisions.
-            last_seq, last_revision = rows[-1][0], rows[-1][2]
-            rows += self._read(
-                f"SELECT seq, {EVENT_COLUMNS} FROM events WHERE {where} AND revision = ? AND seq > ? "
-                "ORDER BY seq",
-                (*params, last_revision, last_seq),
-            )
-        return [row_to_event(row[1:]) for row in rows]
+    async def events_after(
+        self, revision: int, key: str, prefix: bool, limit: int, max_bytes: int = 0
+    ) -> list[ChangeEvent]:
+        return await event_page(self._read_async, "?", revision, key, prefix, limit, max_bytes)
 
     async def get_lease(self, lease_id: str) -> Lease | None:
         rows = self._read(f"SELECT {LEASE_COLUMNS} FROM leases WHERE lease_id = ?", (lease_id,))

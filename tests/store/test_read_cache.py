@@ -53,3 +53,28 @@ def test_no_capacity_keeps_nothing() -> None:
     cache = ReadCache(0)
     cache.offer("k", 1, _resource("k", 1))
     assert cache.lookup("k") == (False, None)
+
+
+def test_bytes_bound_the_cache_as_entries_do_oldest_out_first() -> None:
+    one = _resource("a", 1, b"x" * 1000).footprint
+    cache = ReadCache(100, max_bytes=8 * one)
+    for index in range(12):
+        key = chr(ord("a") + index)
+        cache.offer(key, index + 1, _resource(key, index + 1, b"x" * 1000))
+    assert cache.bytes <= 8 * one
+    assert len(cache) == 8
+    assert cache.lookup("d") == (False, None)
+    assert cache.lookup("e")[0] and cache.lookup("l")[0]
+
+
+def test_a_value_too_large_to_keep_is_read_from_the_file_and_no_older_state_comes_back() -> None:
+    cache = ReadCache(100, max_bytes=8000)
+    cache.offer("k", 1, _resource("k", 1, b"small"))
+    cache.offer("k", 2, _resource("k", 2, b"x" * 2000))  # over an eighth of the bytes
+    assert cache.lookup("k") == (False, None)
+    assert cache.bytes < 100
+    cache.offer("k", 1, _resource("k", 1, b"small"))  # a read of the file from before revision 2
+    assert cache.lookup("k") == (False, None)
+    newer = _resource("k", 3, b"small again")
+    cache.offer("k", 3, newer)
+    assert cache.lookup("k") == (True, newer)

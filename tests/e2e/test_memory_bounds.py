@@ -1,0 +1,164 @@
+"""The server's memory stays within its budget (`--memory-budget`) however large the values
+clients read, replay or list: the read cache, Watch replays, list pages and watcher queues
+count bytes, not entries.
+
+The numbers are chosen so that an unbounded server clearly breaks the RSS bound (each scenario
+alone would add far more than the headroom) while the test stays within CI's time.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+import pytest
+
+from lockservice.v1 import resource_pb2, resource_pb2_grpc
+from tests.conftest import BACKENDS, ServerProcess, postgres_available
+
+MIB = 1024 * 1024
+# 600 distinct 1 MiB values: 600 MB held if nothing bounds the cache, against a 400 MB bound.
+KEYS = 600
+RSS_BOUND = 400 * MIB
+_CHANNEL_OPTIONS = [
+    ("grpc.max_send_message_length", 4 * MIB),
+    ("grpc.max_receive_message_length", 64 * MIB),
+]
+
+
+def _rss(server: ServerProcess) -> int:
+    assert server.process is not None
+    with open(f"/proc/{server.process.pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+PREFIX = "memory-bounds"
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def large_values(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[ServerProcess, grpc.Channel]]:
+    """A server per backend with the default budget, holding `KEYS` distinct 1 MiB values under
+    `PREFIX`: written once for the module's tests, as writing them is most of their time."""
+    backend: str = request.param
+    if backend == "postgres" and not postgres_available():
+        if os.environ.get("CI") == "true":
+            pytest.fail("PostgreSQL is not reachable: in CI every PostgreSQL test must run")
+        pytest.skip("PostgreSQL is not reachable")
+    server = ServerProcess(
+        tmp_path_factory.mktemp(f"memory-{backend}"), backend, ["--watch-history", "100000"]
+    )
+    server.start()
+    try:
+        with grpc.insecure_channel(server.address, options=_CHANNEL_OPTIONS) as channel:
+            stub = resource_pb2_grpc.ResourceServiceStub(channel)
+
+            def create(index: int) -> None:
+                value = index.to_bytes(4, "big") * (MIB // 4)
+                stub.CreateResource(
+                    resource_pb2.CreateResourceRequest(key=f"{PREFIX}/{index:05d}", value=value), timeout=60
+                )
+
+            with ThreadPoolExecutor(4) as pool:
+                list(pool.map(create, range(KEYS)))
+            yield server, channel
+    finally:
+        server.stop()
+
+
+def test_reading_many_distinct_large_values_keeps_rss_within_the_budget(
+    large_values: tuple[ServerProcess, grpc.Channel],
+) -> None:
+    server, channel = large_values
+    stub = resource_pb2_grpc.ResourceServiceStub(channel)
+
+    def read(index: int) -> None:
+        got = stub.GetResource(resource_pb2.GetResourceRequest(key=f"{PREFIX}/{index:05d}"), timeout=60)
+        assert got.value[:4] == index.to_bytes(4, "big") and len(got.value) == MIB
+
+    for _ in range(2):
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(read, range(KEYS)))
+    assert _rss(server) < RSS_BOUND, f"RSS {_rss(server) // MIB} MiB after reading {KEYS} values"
+
+
+def test_twenty_concurrent_replays_keep_rss_within_the_budget_and_a_full_one_misses_nothing(
+    large_values: tuple[ServerProcess, grpc.Channel],
+) -> None:
+    server, channel = large_values
+    stub = resource_pb2_grpc.ResourceServiceStub(channel)
+    peak = 0
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, _rss(server))
+            time.sleep(0.05)
+
+    def replay(wanted: int) -> list[str]:
+        keys: list[str] = []
+        stream = stub.Watch(
+            resource_pb2.WatchRequest(key=PREFIX + "/", prefix=True, start_revision=1), timeout=100
+        )
+        for response in stream:
+            keys += [event.resource.key for event in response.events]
+            if len(keys) >= wanted:
+                break
+        stream.cancel()
+        return keys
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        # Twenty replays at once, each taking its first 40 changes: an unbounded server reads a
+        # page of 512 one-MiB changes for each.
+        with ThreadPoolExecutor(20) as pool:
+            starts = list(pool.map(replay, [40] * 20))
+        everything = replay(KEYS)
+    finally:
+        done.set()
+        sampler.join()
+    # Every change once, in revision order (the keys were created concurrently, so that order
+    # is the full replay's, not the keys').
+    assert sorted(everything) == [f"{PREFIX}/{index:05d}" for index in range(KEYS)]
+    for keys in starts:
+        assert keys[:40] == everything[:40]
+    assert peak < RSS_BOUND, f"RSS peaked at {peak // MIB} MiB during the replays"
+
+
+def test_a_full_list_of_large_values_is_cut_into_pages_by_bytes_and_misses_nothing(
+    large_values: tuple[ServerProcess, grpc.Channel],
+) -> None:
+    server, channel = large_values
+    stub = resource_pb2_grpc.ResourceServiceStub(channel)
+    seen: list[str] = []
+    token = ""
+    pages = 0
+    while True:
+        page = stub.ListResources(
+            resource_pb2.ListResourcesRequest(
+                prefix=PREFIX + "/", page_size=1000, page_token=token, view=resource_pb2.RESOURCE_VIEW_FULL
+            ),
+            timeout=60,
+        )
+        pages += 1
+        for item in page.resources:
+            assert len(item.value) == MIB
+            seen.append(item.key)
+        token = page.next_page_token
+        if not token:
+            break
+        assert page.resources, "a page with a next_page_token must carry at least one resource"
+    assert seen == [f"{PREFIX}/{index:05d}" for index in range(KEYS)]
+    # Each page holds about one value's worth of bytes (the default --max-value-bytes, 1 MiB).
+    assert pages >= KEYS // 2
+    assert _rss(server) < RSS_BOUND
