@@ -12,6 +12,7 @@ import secrets
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 import grpc
@@ -207,29 +208,29 @@ def test_a_waiting_acquire_resent_after_a_restart_gets_the_lock(
     _assert_clean_logs(server)
 
 
-def test_two_attempts_of_one_waiting_acquire_queue_once_and_get_one_answer(
+def test_concurrent_attempts_of_one_waiting_acquire_queue_once_and_get_one_answer(
     server: ServerProcess, prefix: str
 ) -> None:
-    """The later attempt takes over the queued one; the earlier answers at its own timeout, with
-    the one answer the request got."""
+    """Each later attempt takes over the queued one; the attempts taken over answer at their
+    own timeout, with the one answer the request got."""
     name = f"{prefix}/l"
-    request = _waiting_request(name, wait=8)
+    request = _waiting_request(name, wait=6)
     with _locks(server) as locks:
         held = locks.AcquireLock(
             lock_pb2.AcquireLockRequest(name=name, ttl_seconds=60, holder="h"), timeout=10
         )
-        first = locks.AcquireLock.future(request, timeout=60)
-        _until_queued(locks, name, 1)
-        second = locks.AcquireLock.future(request, timeout=60)
-        _settle()
-        assert _waiters(locks, name) == 1
-        locks.ReleaseLock(lock_pb2.ReleaseLockRequest(name=name, token=held.token), timeout=10)
-        granted = second.result(timeout=30)
-        assert (granted.holder, granted.token) == ("c", held.token + 1)
-        assert first.result(timeout=30) == granted
-        assert locks.AcquireLock(request, timeout=60) == granted
+        with ThreadPoolExecutor(max_workers=6) as pool:
+            attempts = [pool.submit(locks.AcquireLock, request, timeout=60) for _ in range(6)]
+            _until_queued(locks, name, 1)
+            _settle()
+            assert _waiters(locks, name) == 1
+            locks.ReleaseLock(lock_pb2.ReleaseLockRequest(name=name, token=held.token), timeout=10)
+            answers = [attempt.result(timeout=60) for attempt in attempts]
+        assert (answers[0].holder, answers[0].token) == ("c", held.token + 1)
+        assert all(answer == answers[0] for answer in answers)
+        assert locks.AcquireLock(request, timeout=60) == answers[0]
         current = locks.GetLock(lock_pb2.GetLockRequest(name=name), timeout=10)
-        assert (current.holder, current.token, current.waiters) == ("c", granted.token, 0)
+        assert (current.holder, current.token, current.waiters) == ("c", held.token + 1, 0)
 
 
 # -- request ids belong to the caller's identity -------------------------------------------------
