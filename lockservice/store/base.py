@@ -66,7 +66,8 @@ class WriteTxn(Protocol):
         ...
 
     def get_answer(self, request_key: str) -> StoredAnswer | None:
-        """The answer stored for the key (`lockservice.core.idempotency.request_key`)."""
+        """The answer stored for the key (`lockservice.core.idempotency.request_key`). A body that
+        may save the key's answer claims it first; a body that only reads needs no claim."""
         ...
 
     def save_answer(self, request_key: str, fingerprint: str, answer: str) -> None:
