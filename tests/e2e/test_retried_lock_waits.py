@@ -138,6 +138,34 @@ def test_a_waiting_acquire_resent_to_another_replica_after_a_crash_gets_the_lock
 
 
 @postgres_only
+def test_a_waiting_acquire_resent_after_its_dead_attempt_was_granted_gets_that_grant(
+    server_factory: ServerFactory, prefix: str
+) -> None:
+    """The lock reached the dead replica's attempt before the caller resent: the resend gets
+    that grant at once (the lease made for it is the caller's), not a wait and LOCK_HELD."""
+    doomed, survivor = _replicas(server_factory)
+    name = f"{prefix}/l"
+    request = _waiting_request(name)
+    with _locks(survivor) as locks:
+        held = _queue_then_crash(doomed, locks, name, request)
+        locks.ReleaseLock(lock_pb2.ReleaseLockRequest(name=name, token=held.token), timeout=10)
+        current = locks.GetLock(lock_pb2.GetLockRequest(name=name), timeout=10)
+        assert (current.holder, current.token, current.waiters) == ("c", held.token + 1, 0)
+        started = time.monotonic()
+        granted = locks.AcquireLock(request, timeout=60)
+        assert time.monotonic() - started < request.wait_timeout.seconds
+        assert (granted.held, granted.holder, granted.token, granted.lease_id) == (
+            True,
+            "c",
+            current.token,
+            current.lease_id,
+        )
+        released = locks.ReleaseLock(lock_pb2.ReleaseLockRequest(name=name, token=granted.token), timeout=10)
+        assert not released.lock.held
+    _assert_clean_logs(survivor)
+
+
+@postgres_only
 def test_an_unrelated_lease_expires_on_time_while_a_resent_acquire_waits(
     server_factory: ServerFactory, prefix: str
 ) -> None:
