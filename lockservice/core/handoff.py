@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from lockservice.codec import encode_lock_view
+from lockservice.codec import decode_lock_view, encode_lock_view
 from lockservice.core.leasing import grant_in, live_lease
 from lockservice.core.ownership import waiter_owner_tag
-from lockservice.model import Lease, LockGranted, LockState, LockView, WaiterFailed
+from lockservice.model import Lease, LockGranted, LockState, LockView, LockWaiter, WaiterFailed
 from lockservice.store.base import WriteTxn
 
 __all__ = ["hand_over", "lock_view_in", "new_lock_state", "release_in", "take"]
@@ -70,6 +70,22 @@ def release_in(txn: WriteTxn, state: LockState, *, expired: bool) -> LockState:
     return hand_over(txn, freed)
 
 
+def _answered_already(txn: WriteTxn, waiter: LockWaiter) -> bool:
+    """Whether the waiter's request already has its answer, so it must not be granted again.
+
+    Never true while every replica runs this version: a retry takes over its request's queued
+    waiter rather than queueing a second one. A second waiter can remain from a replica of an
+    older version, though, and one request never gets two grants: the waiting attempt is
+    answered with the first answer (or, for another payload, REQUEST_ID_REUSED at its timeout).
+    """
+    prior = txn.get_answer(waiter.request_id)
+    if prior is None:
+        return False
+    if prior.fingerprint == waiter.fingerprint:
+        txn.notify(LockGranted(waiter_id=waiter.waiter_id, lock=decode_lock_view(prior.answer)))
+    return True
+
+
 def hand_over(txn: WriteTxn, state: LockState) -> LockState:
     """Gives a free, available lock to the first queued waiter whose lease is alive."""
     # One waiter at a time: the first is nearly always alive, and a queue can be long.
@@ -78,6 +94,8 @@ def hand_over(txn: WriteTxn, state: LockState) -> LockState:
         txn.remove_waiter(waiter.waiter_id)
         if waiter.deadline_us and waiter.deadline_us <= txn.now_us:
             continue  # its caller stopped waiting (or its server died): the queue moves on
+        if waiter.request_id and _answered_already(txn, waiter):
+            continue
         if waiter.lease_id:
             lease = live_lease(txn, waiter.lease_id)
             if lease is None:

@@ -73,7 +73,7 @@ class Leases:
         lease = await self._store.write(
             lambda txn: run_once(
                 txn,
-                req.request_id,
+                req,
                 request_print,
                 lambda: self._grant_in(txn, req),
                 encode_lease,
@@ -93,15 +93,19 @@ class Leases:
         check_lease_owner(req.lease_id, req.owner)
         check_request_id(req.request_id, self._limits)
 
-        def body(txn: WriteTxn) -> Lease:
+        request_print = fingerprint("RefreshLease", req)
+
+        def run(txn: WriteTxn) -> Lease:
             lease = require_live_lease(txn, req.lease_id)
             refreshed = replace(lease, expire_time_us=txn.now_us + lease.ttl_seconds * 1_000_000)
             txn.put_lease(refreshed)
             return refreshed
 
-        # Not deduplicated by request_id: a refresh is idempotent by nature, and a retry should
-        # extend from the time it arrives, not return a stale deadline.
-        return await self._store.write(body)
+        # A retry with the request_id is the same refresh: it gets the first answer and does not
+        # extend the lease again (KeepAlive, and a refresh with a new or no request_id, do).
+        return await self._store.write(
+            lambda txn: run_once(txn, req, request_print, lambda: run(txn), encode_lease, decode_lease)
+        )
 
     async def revoke(self, req: rq.RevokeLease) -> LeaseEnded:
         check_lease_id(req.lease_id)
@@ -117,7 +121,12 @@ class Leases:
 
         return await self._store.write(
             lambda txn: run_once(
-                txn, req.request_id, request_print, lambda: run(txn), encode_lease_ended, decode_lease_ended
+                txn,
+                req,
+                request_print,
+                lambda: run(txn),
+                encode_lease_ended,
+                decode_lease_ended,
             )
         )
 

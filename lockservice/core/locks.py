@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from lockservice.codec import decode_lock_view, encode_lock_view
 from lockservice.core import requests as rq
 from lockservice.core.handoff import hand_over, lock_view_in, new_lock_state, release_in, take
-from lockservice.core.idempotency import fingerprint
+from lockservice.core.idempotency import check_same_request, fingerprint, first_answer, request_key, run_once
 from lockservice.core.leases import end_lease
 from lockservice.core.leasing import check_lease_capacity, check_ttl, grant_in, require_live_lease
 from lockservice.core.limits import Limits
@@ -27,6 +27,7 @@ from lockservice.errors import (
     LockHeld,
     LockNotFound,
     LockNotHeld,
+    LockserviceError,
     PermissionDenied,
     RequestIdReused,
     ShuttingDown,
@@ -97,6 +98,13 @@ def _reap_dead_holder(txn: WriteTxn, state: LockState) -> LockState:
     return txn.get_lock(state.name) or state
 
 
+def _serve_queue(txn: WriteTxn, state: LockState) -> LockState:
+    """Hands a free lock past its lock-delay to the queue: queued callers come first."""
+    if not state.held and state.available_time_us <= txn.now_us:
+        return hand_over(txn, state)
+    return state
+
+
 class Locks:
     def __init__(
         self, store: Store, limits: Limits, on_new_deadline: Callable[[], None] = lambda: None
@@ -158,25 +166,40 @@ class Locks:
     # -- acquire ----------------------------------------------------------------------------
 
     async def acquire(self, req: rq.AcquireLock) -> LockView:
+        """Takes the lock, or queues for it when `wait_timeout_seconds` is set.
+
+        A request_id names one acquisition wherever and however often it is sent: a retry gets
+        the stored answer once there is one, and a retry of a request still queued (its first
+        attempt's server died, or the caller gave up on it) takes over the queued waiter, its
+        place and its coming grant, instead of queueing twice. The attempt taken over is left
+        with nothing to wait for: at its own timeout it answers the request's answer, if any."""
         lock_delay_us = self._check_acquire(req)
         request_print = fingerprint("AcquireLock", req)
+        key = request_key(req.request_id, req.owner)
         # Carries the caller's owner tag: a lease made for it at the hand-over is its own.
         waiter_id = mint_waiter_id(req.owner)
         wait = req.wait_timeout_seconds > 0
+        wait_us = round(req.wait_timeout_seconds * 1_000_000) + _WAITER_GRACE_US
 
         def body(txn: WriteTxn) -> LockView | _Queued:
-            if req.request_id:
-                prior = txn.get_answer(req.request_id)
+            if key:
+                txn.claim_request(key)
+            state = txn.get_lock(req.name)
+            if key:
+                queued = txn.queued_request(key)
+                if queued is not None:
+                    check_same_request(queued.fingerprint, request_print, req.request_id)
+                    txn.take_over_waiter(queued.waiter_id, waiter_id, txn.now_us + wait_us)
+                    served = _serve_queue(txn, _reap_dead_holder(txn, state or new_lock_state(req.name)))
+                    return _Queued(delayed=not served.held)
+                prior = txn.get_answer(key)
                 if prior is not None:
-                    if prior.fingerprint != request_print:
-                        raise RequestIdReused(
-                            "request_id was already used for a different request",
-                            metadata={"field": "request_id", "request_id": req.request_id},
-                        )
-                    return decode_lock_view(prior.answer)
-            outcome = self._try_acquire(txn, req, waiter_id, wait, lock_delay_us, request_print)
-            if isinstance(outcome, LockView) and req.request_id:
-                txn.save_answer(req.request_id, request_print, encode_lock_view(outcome))
+                    return decode_lock_view(first_answer(prior, request_print, req.request_id))
+            outcome = self._try_acquire(
+                txn, req, state, waiter_id, wait, lock_delay_us, request_print, wait_us
+            )
+            if isinstance(outcome, LockView) and key:
+                txn.save_answer(key, request_print, encode_lock_view(outcome))
             return outcome
 
         future: asyncio.Future[LockView] = asyncio.get_running_loop().create_future()
@@ -191,7 +214,7 @@ class Locks:
                 self._on_new_deadline()
             if isinstance(outcome, LockView):
                 return outcome
-            return await self._wait(req, waiter_id, future)
+            return await self._wait(req, request_print, waiter_id, future)
         finally:
             self._waiting.pop(waiter_id, None)
 
@@ -199,19 +222,18 @@ class Locks:
         self,
         txn: WriteTxn,
         req: rq.AcquireLock,
+        state: LockState | None,
         waiter_id: str,
         wait: bool,
         lock_delay_us: int,
         request_print: str,
+        wait_us: int,
     ) -> LockView | _Queued:
-        state = txn.get_lock(req.name)
         if state is not None:
             state = _reap_dead_holder(txn, state)
             if state.held and req.lease_id and state.lease_id == req.lease_id:
                 return lock_view_in(txn, state)  # already ours: acquiring again is a no-op
-            if not state.held and state.available_time_us <= txn.now_us:
-                # Free and past any lock-delay: queued callers come first.
-                state = hand_over(txn, state)
+            state = _serve_queue(txn, state)
         queued = txn.count_waiters(req.name) if state is not None else 0
         if state is None or (not state.held and state.available_time_us <= txn.now_us and not queued):
             if req.lease_id:
@@ -243,20 +265,22 @@ class Locks:
                 lease_id=req.lease_id,
                 ttl_seconds=req.ttl_seconds,
                 lock_delay_us=lock_delay_us,
-                request_id=req.request_id,
+                request_id=request_key(req.request_id, req.owner),
                 fingerprint=request_print,
-                deadline_us=txn.now_us + round(req.wait_timeout_seconds * 1_000_000) + _WAITER_GRACE_US,
+                deadline_us=txn.now_us + wait_us,
             )
         )
         return _Queued(delayed=not state.held)
 
-    async def _wait(self, req: rq.AcquireLock, waiter_id: str, future: asyncio.Future[LockView]) -> LockView:
+    async def _wait(
+        self, req: rq.AcquireLock, request_print: str, waiter_id: str, future: asyncio.Future[LockView]
+    ) -> LockView:
         try:
             return await asyncio.wait_for(asyncio.shield(future), req.wait_timeout_seconds)
         except TimeoutError:
-            # Leave the queue; if the lock reached us in the meantime, it is ours after all.
+            # Leave the queue; if the lock reached us (or this request) meanwhile, it is ours.
             outcome = await self._store.write(
-                lambda txn: self._leave_queue(txn, req.name, waiter_id, keep=True)
+                lambda txn: self._leave_queue(txn, req.name, waiter_id, keeping=(req, request_print))
             )
             if isinstance(outcome, LockView):
                 return outcome
@@ -269,19 +293,35 @@ class Locks:
             raise
 
     async def _abandon(self, name: str, waiter_id: str) -> None:
-        await self._store.write(lambda txn: self._leave_queue(txn, name, waiter_id, keep=False))
+        await self._store.write(lambda txn: self._leave_queue(txn, name, waiter_id, keeping=None))
 
-    def _leave_queue(self, txn: WriteTxn, name: str, waiter_id: str, *, keep: bool) -> LockView | LockHeld:
+    def _leave_queue(
+        self, txn: WriteTxn, name: str, waiter_id: str, *, keeping: tuple[rq.AcquireLock, str] | None
+    ) -> LockView | LockserviceError:
+        """Takes the waiter out of the queue. `keeping` (the request and its fingerprint) when
+        its wait timed out: a lock that reached it, or its request, meanwhile is the answer.
+        None when its caller is gone: a lock granted to it meanwhile is given back.
+        Errors are returned, not raised: the body must commit the waiter's removal."""
         if txn.remove_waiter(waiter_id):
             queued = txn.get_lock(name) or new_lock_state(name)
             return _lock_held(txn, queued, txn.count_waiters(name))
+        if keeping is not None and keeping[0].request_id:
+            req, request_print = keeping
+            prior = txn.get_answer(request_key(req.request_id, req.owner))
+            if prior is not None:
+                # Granted to this attempt, or to a later attempt of its request that took its place.
+                try:
+                    return decode_lock_view(first_answer(prior, request_print, req.request_id))
+                except RequestIdReused as reused:
+                    return reused
         state = txn.get_lock(name)
         if state is not None and state.held and state.grant_id == waiter_id:
-            if keep:
+            if keeping is not None:
                 return lock_view_in(txn, state)
             self._release_in(txn, state)
             return lock_view_in(txn, txn.get_lock(name) or state)
-        # Dropped because its lease ended: the waiter's future already carries that error.
+        # Dropped because its lease ended (the waiter's future already carries that error), or
+        # taken over by a later attempt of its request that is still waiting.
         return _lock_held(txn, state or new_lock_state(name), txn.count_waiters(name))
 
     # -- release and read -------------------------------------------------------------------
@@ -305,7 +345,9 @@ class Locks:
         if req.token < 1:
             raise InvalidArgument("token must be 1 or more", metadata={"field": "token"})
 
-        def body(txn: WriteTxn) -> LockView:
+        request_print = fingerprint("ReleaseLock", req)
+
+        def run(txn: WriteTxn) -> LockView:
             state = txn.get_lock(req.name)
             if state is None:
                 raise LockNotFound(f"lock {req.name} was never acquired", metadata={"name": req.name})
@@ -331,9 +373,12 @@ class Locks:
             self._release_in(txn, state)
             return lock_view_in(txn, txn.get_lock(req.name) or state)
 
-        # Not deduplicated by request_id: a retried release finds LOCK_NOT_HELD only if the lock
-        # moved on, which is the truth the caller needs.
-        return await self._store.write(body)
+        # A retry of a release that succeeded gets its first answer, not LOCK_NOT_HELD.
+        return await self._store.write(
+            lambda txn: run_once(
+                txn, req, request_print, lambda: run(txn), encode_lock_view, decode_lock_view
+            )
+        )
 
     async def get(self, name: str) -> LockView:
         check_key(name, self._limits, field="name")

@@ -66,6 +66,7 @@ class DeleteResource:
     allow_missing: bool = False
     fence: Fence | None = None
     request_id: str = ""
+    owner: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,7 @@ from lockservice.codec import (
 )
 from lockservice.core import requests as rq
 from lockservice.core.fencing import check_fence, check_fence_shape
-from lockservice.core.idempotency import fingerprint, run_once
+from lockservice.core.idempotency import fingerprint, request_key, run_once
 from lockservice.core.leasing import require_live_lease
 from lockservice.core.limits import Limits
 from lockservice.core.memory import MemoryBudget
@@ -304,9 +304,7 @@ class Resources:
             return _write(txn, req.key, req.value, req.content_type, req.lease_id)
 
         return await self._store.write(
-            lambda txn: run_once(
-                txn, req.request_id, request_print, lambda: run(txn), encode_resource, decode_resource
-            )
+            lambda txn: run_once(txn, req, request_print, lambda: run(txn), encode_resource, decode_resource)
         )
 
     async def update(self, req: rq.UpdateResource) -> Resource:
@@ -321,9 +319,7 @@ class Resources:
             return _write(txn, req.key, req.value, req.content_type, req.lease_id)
 
         return await self._store.write(
-            lambda txn: run_once(
-                txn, req.request_id, request_print, lambda: run(txn), encode_resource, decode_resource
-            )
+            lambda txn: run_once(txn, req, request_print, lambda: run(txn), encode_resource, decode_resource)
         )
 
     async def delete(self, req: rq.DeleteResource) -> DeleteResult:
@@ -345,7 +341,7 @@ class Resources:
         return await self._store.write(
             lambda txn: run_once(
                 txn,
-                req.request_id,
+                req,
                 request_print,
                 lambda: run(txn),
                 encode_delete_result,
@@ -371,7 +367,7 @@ class Resources:
         request_print = fingerprint("CompareAndSet", req)
 
         if req.fence is None:
-            await self._refuse_known_mismatch(req.key, expectation, req.request_id)
+            await self._refuse_known_mismatch(req.key, expectation, request_key(req.request_id, req.owner))
 
         def run(txn: WriteTxn) -> Resource:
             check_fence(txn, req.fence)
@@ -381,12 +377,10 @@ class Resources:
             return _write(txn, req.key, req.value, req.content_type, req.lease_id)
 
         return await self._store.write(
-            lambda txn: run_once(
-                txn, req.request_id, request_print, lambda: run(txn), encode_resource, decode_resource
-            )
+            lambda txn: run_once(txn, req, request_print, lambda: run(txn), encode_resource, decode_resource)
         )
 
-    async def _refuse_known_mismatch(self, key: str, expectation: Expectation, request_id: str) -> None:
+    async def _refuse_known_mismatch(self, key: str, expectation: Expectation, answer_key: str) -> None:
         """Answers a CompareAndSet whose expectation fails against the state the store holds in
         memory, without queueing it for the writer: on a hot key most attempts are such losers,
         and each one that skips the writer shortens the winner's commit. A request_id that was
@@ -394,7 +388,7 @@ class Resources:
         known, current = self._store.peek(key)
         if not known or expectation_holds(current, expectation):
             return
-        if request_id and await self._store.answered(request_id):
+        if answer_key and await self._store.answered(answer_key):
             return
         _raise_cas_mismatch(await self._store.current_revision(), key, current, expectation)
 
@@ -462,7 +456,7 @@ class Resources:
         return await self._store.write(
             lambda txn: run_once(
                 txn,
-                req.request_id,
+                req,
                 request_print,
                 lambda: run(txn),
                 encode_transact_result,

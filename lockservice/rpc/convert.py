@@ -123,7 +123,7 @@ def update_request(m: resource_pb2.UpdateResourceRequest, owner: str | None = No
     )
 
 
-def delete_request(m: resource_pb2.DeleteResourceRequest) -> rq.DeleteResource:
+def delete_request(m: resource_pb2.DeleteResourceRequest, owner: str | None = None) -> rq.DeleteResource:
     return rq.DeleteResource(
         key=m.key,
         expected_version=m.expected_version if m.HasField("expected_version") else None,
@@ -131,6 +131,7 @@ def delete_request(m: resource_pb2.DeleteResourceRequest) -> rq.DeleteResource:
         allow_missing=m.allow_missing,
         fence=_fence(m.fence, m.HasField("fence")),
         request_id=m.request_id,
+        owner=owner,
     )
 
 

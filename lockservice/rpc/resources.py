@@ -42,7 +42,9 @@ class ResourceServicer(resource_pb2_grpc.ResourceServiceServicer):
 
     @unary_call("DeleteResource")
     async def DeleteResource(self, request: resource_pb2.DeleteResourceRequest, context: Context) -> Any:
-        return convert.delete_response(await self._resources.delete(convert.delete_request(request)))
+        return convert.delete_response(
+            await self._resources.delete(convert.delete_request(request, caller()))
+        )
 
     @unary_call("ListResources")
     async def ListResources(self, request: resource_pb2.ListResourcesRequest, context: Context) -> Any:

@@ -59,9 +59,21 @@ class WriteTxn(Protocol):
         """The revision of this body's change: allocated on the first call, the same after."""
         ...
 
-    def get_answer(self, request_id: str) -> StoredAnswer | None: ...
+    def claim_request(self, request_key: str) -> None:
+        """Holds `request_key` for this body until it commits: bodies claiming one key run one
+        after another, so a retry sees what its earlier attempt did (its answer or its queued
+        waiter) and never does the work a second time. Claim before reading either."""
+        ...
 
-    def save_answer(self, request_id: str, fingerprint: str, answer: str) -> None: ...
+    def get_answer(self, request_key: str) -> StoredAnswer | None:
+        """The answer stored for the key (`lockservice.core.idempotency.request_key`). A body that
+        may save the key's answer claims it first; a body that only reads needs no claim."""
+        ...
+
+    def save_answer(self, request_key: str, fingerprint: str, answer: str) -> None:
+        """Stores the one answer of a request. A key has one answer: a second is a bug, raised
+        as such (never retried as a transient conflict)."""
+        ...
 
     # -- leases -----------------------------------------------------------------------------
 
@@ -111,6 +123,14 @@ class WriteTxn(Protocol):
         """True if the waiter was still queued."""
         ...
 
+    def queued_request(self, request_key: str) -> LockWaiter | None:
+        """The waiter queued for a request (on any lock), if one is."""
+        ...
+
+    def take_over_waiter(self, waiter_id: str, new_waiter_id: str, deadline_us: int) -> None:
+        """Gives a queued waiter a new id and wait deadline, keeping its place in the queue."""
+        ...
+
     def waiters_under_lease(self, lease_id: str) -> list[LockWaiter]: ...
 
     def delayed_locks_with_waiters(self, now_us: int, limit: int) -> list[LockState]:
@@ -138,8 +158,8 @@ class Store(Protocol):
         than any write already acknowledged."""
         ...
 
-    async def answered(self, request_id: str) -> bool:
-        """Whether a write with this request_id succeeded (and its answer is still kept)."""
+    async def answered(self, request_key: str) -> bool:
+        """Whether a write with this request key succeeded (and its answer is still kept)."""
         ...
 
     async def get_version(self, key: str, create_revision: int, version: int) -> Resource | None:

@@ -65,7 +65,7 @@ from lockservice.store.rows import (
     row_to_waiter,
 )
 
-__all__ = ["PostgresStore"]
+__all__ = ["PostgresStore", "SecondAnswer"]
 
 _log = structlog.get_logger("lockservice.store.postgres")
 
@@ -74,7 +74,11 @@ T = TypeVar("T")
 _EVENTS_CHANNEL = "lockservice_events"
 _LOCKS_CHANNEL = "lockservice_locks"
 _MAX_ATTEMPTS = 30
+# A unique violation is retryable (two bodies inserted one new row: the loser re-runs and sees
+# the winner's), except on request_answers: attempts of one request are serialized by
+# `claim_request`, so a second answer is a bug, and re-running the body cannot cure it.
 _RETRYABLE = (pg_errors.SerializationFailure, pg_errors.DeadlockDetected, pg_errors.UniqueViolation)
+_ANSWERS_TABLE = "request_answers"
 _NOW_SQL = "SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint"
 _PUMP_PAGE = 1000
 _MAINTENANCE_SECONDS = 10.0
@@ -203,21 +207,23 @@ class _PostgresTxn:
         assert self._revision is not None
         return self._revision
 
-    def get_answer(self, request_id: str) -> StoredAnswer | None:
-        # Concurrent retries of one request must see each other's answer: without this lock a
-        # second attempt could miss the first's answer, then see the first's write and report
-        # a conflict with itself. The lock is held to commit, so retries run one after another.
-        key = int.from_bytes(hashlib.sha256(request_id.encode()).digest()[:8], "big", signed=True)
+    def claim_request(self, request_key: str) -> None:
+        # Concurrent attempts of one request must see each other's work: without this lock a
+        # second attempt could miss the first's answer (or queued waiter), then see the first's
+        # write and report a conflict with itself. Held to commit: attempts run one at a time.
+        key = int.from_bytes(hashlib.sha256(request_key.encode()).digest()[:8], "big", signed=True)
         self._conn.execute(b"SELECT pg_advisory_xact_lock(%s)", (key,))
+
+    def get_answer(self, request_key: str) -> StoredAnswer | None:
         row = self._one(
-            "SELECT fingerprint, answer FROM request_answers WHERE request_id = %s", (request_id,)
+            "SELECT fingerprint, answer FROM request_answers WHERE request_id = %s", (request_key,)
         )
         return None if row is None else StoredAnswer(fingerprint=row[0], answer=row[1])
 
-    def save_answer(self, request_id: str, fingerprint: str, answer: str) -> None:
+    def save_answer(self, request_key: str, fingerprint: str, answer: str) -> None:
         self._conn.execute(
             b"INSERT INTO request_answers (request_id, fingerprint, answer, created_us) VALUES (%s,%s,%s,%s)",
-            (request_id, fingerprint, answer, self.now_us),
+            (request_key, fingerprint, answer, self.now_us),
         )
 
     def get_lease(self, lease_id: str) -> Lease | None:
@@ -294,6 +300,19 @@ class _PostgresTxn:
     def remove_waiter(self, waiter_id: str) -> bool:
         return self._conn.execute(b"DELETE FROM lock_waiters WHERE waiter_id = %s", (waiter_id,)).rowcount > 0
 
+    def queued_request(self, request_key: str) -> LockWaiter | None:
+        # No index on request_id: the queue table holds only waiting calls, a few rows per lock.
+        row = self._one(
+            f"SELECT {WAITER_COLUMNS} FROM lock_waiters WHERE request_id = %s FOR UPDATE", (request_key,)
+        )
+        return None if row is None else row_to_waiter(row)
+
+    def take_over_waiter(self, waiter_id: str, new_waiter_id: str, deadline_us: int) -> None:
+        self._conn.execute(
+            b"UPDATE lock_waiters SET waiter_id = %s, deadline_us = %s WHERE waiter_id = %s",
+            (new_waiter_id, deadline_us, waiter_id),
+        )
+
     def waiters_under_lease(self, lease_id: str) -> list[LockWaiter]:
         rows = self._all(
             f"SELECT {WAITER_COLUMNS} FROM lock_waiters WHERE lease_id = %s ORDER BY seq FOR UPDATE",
@@ -312,6 +331,10 @@ class _PostgresTxn:
 
     def notify(self, notice: Notice) -> None:
         self.notices.append(notice)
+
+
+class SecondAnswer(RuntimeError):
+    """A body tried to store a second answer for one request: a bug, answered INTERNAL."""
 
 
 def _unavailable(error: BaseException) -> StoreUnavailable:
@@ -463,7 +486,11 @@ class PostgresStore:
                 return outcome, txn.notices, txn.revision
             except LockserviceError:
                 raise
-            except _RETRYABLE:
+            except _RETRYABLE as error:
+                if isinstance(error, pg_errors.UniqueViolation) and error.diag.table_name == _ANSWERS_TABLE:
+                    raise SecondAnswer(
+                        f"a second answer for one request: {error.diag.message_detail}"
+                    ) from error
                 time.sleep(min(0.05, 0.001 * 2**attempt) * random.random())
             except (psycopg.OperationalError, psycopg.InterfaceError, psycopg_pool.PoolTimeout) as error:
                 raise _unavailable(error) from None
@@ -569,8 +596,8 @@ class PostgresStore:
     def peek(self, key: str) -> tuple[bool, Resource | None]:
         return False, None  # other replicas write too: only the database knows
 
-    async def answered(self, request_id: str) -> bool:
-        return bool(await self._read("SELECT 1 FROM request_answers WHERE request_id = %s", (request_id,)))
+    async def answered(self, request_key: str) -> bool:
+        return bool(await self._read("SELECT 1 FROM request_answers WHERE request_id = %s", (request_key,)))
 
     async def get_version(self, key: str, create_revision: int, version: int) -> Resource | None:
         rows = await self._read(

@@ -67,6 +67,7 @@ _TEMP_WAITERS = (
     "deadline_us INTEGER NOT NULL)",
     "CREATE INDEX temp.lock_waiters_by_name ON lock_waiters (name, seq)",
     "CREATE INDEX temp.lock_waiters_by_lease ON lock_waiters (lease_id)",
+    "CREATE INDEX temp.lock_waiters_by_request ON lock_waiters (request_id)",
 )
 _PRUNE_EVERY_SECONDS = 60.0
 _PRUNE_BATCH_ROWS = 10_000
@@ -162,16 +163,19 @@ class _SqliteTxn:
             self._revision += 1
         return self._revision
 
-    def get_answer(self, request_id: str) -> StoredAnswer | None:
+    def claim_request(self, request_key: str) -> None:
+        pass  # one writer runs one body at a time: every body has every key to itself
+
+    def get_answer(self, request_key: str) -> StoredAnswer | None:
         row = self._conn.execute(
-            "SELECT fingerprint, answer FROM request_answers WHERE request_id = ?", (request_id,)
+            "SELECT fingerprint, answer FROM request_answers WHERE request_id = ?", (request_key,)
         ).fetchone()
         return None if row is None else StoredAnswer(fingerprint=row[0], answer=row[1])
 
-    def save_answer(self, request_id: str, fingerprint: str, answer: str) -> None:
+    def save_answer(self, request_key: str, fingerprint: str, answer: str) -> None:
         self._conn.execute(
             "INSERT INTO request_answers (request_id, fingerprint, answer, created_us) VALUES (?,?,?,?)",
-            (request_id, fingerprint, answer, self.now_us),
+            (request_key, fingerprint, answer, self.now_us),
         )
 
     def get_lease(self, lease_id: str) -> Lease | None:
@@ -271,6 +275,18 @@ class _SqliteTxn:
             return False
         self._waiter_change(row[0], -1)
         return True
+
+    def queued_request(self, request_key: str) -> LockWaiter | None:
+        row = self._conn.execute(
+            f"SELECT {WAITER_COLUMNS} FROM lock_waiters WHERE request_id = ?", (request_key,)
+        ).fetchone()
+        return None if row is None else row_to_waiter(row)
+
+    def take_over_waiter(self, waiter_id: str, new_waiter_id: str, deadline_us: int) -> None:
+        self._conn.execute(
+            "UPDATE lock_waiters SET waiter_id = ?, deadline_us = ? WHERE waiter_id = ?",
+            (new_waiter_id, deadline_us, waiter_id),
+        )
 
     def waiters_under_lease(self, lease_id: str) -> list[LockWaiter]:
         rows = self._conn.execute(
@@ -580,8 +596,8 @@ class SqliteStore:
     def peek(self, key: str) -> tuple[bool, Resource | None]:
         return self._cache.lookup(key)
 
-    async def answered(self, request_id: str) -> bool:
-        return bool(self._read("SELECT 1 FROM request_answers WHERE request_id = ?", (request_id,)))
+    async def answered(self, request_key: str) -> bool:
+        return bool(self._read("SELECT 1 FROM request_answers WHERE request_id = ?", (request_key,)))
 
     async def get_version(self, key: str, create_revision: int, version: int) -> Resource | None:
         rows = self._read(

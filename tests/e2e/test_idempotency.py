@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -9,8 +10,9 @@ from typing import Any
 
 import grpc
 import pytest
+from google.protobuf.duration_pb2 import Duration
 
-from lockservice.v1 import resource_pb2, resource_pb2_grpc
+from lockservice.v1 import lease_pb2, lease_pb2_grpc, lock_pb2, lock_pb2_grpc, resource_pb2, resource_pb2_grpc
 from tests.e2e.support import (
     ServerFactory,
     assert_missing,
@@ -21,6 +23,8 @@ from tests.e2e.support import (
 )
 
 Stub = resource_pb2_grpc.ResourceServiceStub
+LeaseStub = lease_pb2_grpc.LeaseServiceStub
+LockStub = lock_pb2_grpc.LockServiceStub
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 
 
@@ -286,3 +290,199 @@ def test_idempotency_survives_a_restart(server_factory: ServerFactory, prefix: s
         # No retry spent a revision.
         after = create(resources, f"{prefix}/after", b"x")
         assert after.mod_revision == updated.mod_revision + 1
+
+
+# -- leases and locks: every mutation answers a retry with its first answer ----------------------
+
+
+def _wait(seconds: float) -> Duration:
+    duration = Duration()
+    duration.FromSeconds(int(seconds))
+    return duration
+
+
+def _queued(locks: LockStub, name: str, count: int) -> None:
+    deadline = time.monotonic() + 20
+    while locks.GetLock(lock_pb2.GetLockRequest(name=name), timeout=10).waiters != count:
+        assert time.monotonic() < deadline, f"{name} never had {count} waiter(s)"
+        time.sleep(0.02)
+
+
+def test_retried_grant_lease_returns_the_first_lease(leases: LeaseStub) -> None:
+    request = lease_pb2.GrantLeaseRequest(ttl_seconds=30, holder="h", request_id=rid())
+    first = leases.GrantLease(request, timeout=10)
+    assert leases.GrantLease(request, timeout=10) == first
+    # One lease was granted, not two: revoking it ends the only one.
+    leases.RevokeLease(lease_pb2.RevokeLeaseRequest(lease_id=first.lease_id), timeout=10)
+    assert leases.GrantLease(request, timeout=10) == first
+
+
+def test_retried_refresh_lease_returns_the_first_answer(leases: LeaseStub) -> None:
+    lease = leases.GrantLease(lease_pb2.GrantLeaseRequest(ttl_seconds=30), timeout=10)
+    request = lease_pb2.RefreshLeaseRequest(lease_id=lease.lease_id, request_id=rid())
+    first = leases.RefreshLease(request, timeout=10)
+    assert first.expire_time.ToMicroseconds() >= lease.expire_time.ToMicroseconds()
+    time.sleep(0.05)
+    # Not extended again: the retry is the same refresh, answered as it was the first time.
+    assert leases.RefreshLease(request, timeout=10) == first
+    now = leases.GetLease(lease_pb2.GetLeaseRequest(lease_id=lease.lease_id), timeout=10)
+    assert now.expire_time == first.expire_time
+
+
+def test_retried_revoke_lease_returns_the_first_answer(
+    leases: LeaseStub, resources: Stub, prefix: str
+) -> None:
+    lease = leases.GrantLease(lease_pb2.GrantLeaseRequest(ttl_seconds=30), timeout=10)
+    resources.CreateResource(
+        resource_pb2.CreateResourceRequest(key=f"{prefix}/k", value=b"v", lease_id=lease.lease_id), timeout=10
+    )
+    request = lease_pb2.RevokeLeaseRequest(lease_id=lease.lease_id, request_id=rid())
+    first = leases.RevokeLease(request, timeout=10)
+    assert list(first.deleted_keys) == [f"{prefix}/k"]
+    assert leases.RevokeLease(request, timeout=10) == first
+
+
+def test_retried_acquire_lock_returns_the_first_answer(locks: LockStub, prefix: str) -> None:
+    name = f"{prefix}/l"
+    request = lock_pb2.AcquireLockRequest(name=name, ttl_seconds=30, holder="a", request_id=rid())
+    first = locks.AcquireLock(request, timeout=10)
+    assert (first.held, first.holder, first.token) == (True, "a", 1)
+    assert locks.AcquireLock(request, timeout=10) == first
+    # Even after the lock moved on, the retry answers the first acquire and takes nothing.
+    locks.ReleaseLock(lock_pb2.ReleaseLockRequest(name=name, token=first.token), timeout=10)
+    other = locks.AcquireLock(lock_pb2.AcquireLockRequest(name=name, ttl_seconds=30, holder="b"), timeout=10)
+    assert locks.AcquireLock(request, timeout=10) == first
+    assert locks.GetLock(lock_pb2.GetLockRequest(name=name), timeout=10) == other
+
+
+def test_retried_waiting_acquire_lock_returns_the_lock_it_waited_for(locks: LockStub, prefix: str) -> None:
+    name = f"{prefix}/l"
+    held = locks.AcquireLock(lock_pb2.AcquireLockRequest(name=name, ttl_seconds=30, holder="a"), timeout=10)
+    request = lock_pb2.AcquireLockRequest(
+        name=name, ttl_seconds=30, holder="b", wait_timeout=_wait(30), request_id=rid()
+    )
+    waiting = locks.AcquireLock.future(request, timeout=40)
+    _queued(locks, name, 1)
+    locks.ReleaseLock(lock_pb2.ReleaseLockRequest(name=name, token=held.token), timeout=10)
+    first = waiting.result(timeout=30)
+    assert (first.holder, first.token) == ("b", held.token + 1)
+    assert locks.AcquireLock(request, timeout=40) == first
+    assert locks.GetLock(lock_pb2.GetLockRequest(name=name), timeout=10).token == first.token
+
+
+def test_retried_release_lock_returns_the_first_answer(locks: LockStub, prefix: str) -> None:
+    name = f"{prefix}/l"
+    held = locks.AcquireLock(lock_pb2.AcquireLockRequest(name=name, ttl_seconds=30), timeout=10)
+    request = lock_pb2.ReleaseLockRequest(name=name, token=held.token, request_id=rid())
+    first = locks.ReleaseLock(request, timeout=10)
+    assert (first.lock.held, first.lock.token) == (False, held.token)
+    assert locks.ReleaseLock(request, timeout=10) == first
+    # After someone else took the lock, the retry still answers the first release, and
+    # releases nothing: the new holder keeps the lock.
+    other = locks.AcquireLock(lock_pb2.AcquireLockRequest(name=name, ttl_seconds=30), timeout=10)
+    assert locks.ReleaseLock(request, timeout=10) == first
+    assert locks.GetLock(lock_pb2.GetLockRequest(name=name), timeout=10) == other
+
+
+def _lease(leases: LeaseStub) -> str:
+    lease_id: str = leases.GrantLease(lease_pb2.GrantLeaseRequest(ttl_seconds=30), timeout=10).lease_id
+    return lease_id
+
+
+def _every_mutation(
+    resources: Stub, leases: LeaseStub, locks: LockStub, prefix: str
+) -> list[tuple[Callable[..., Any], Any, Any]]:
+    """(call, a first request, the same request_id with another payload) for every mutation."""
+    key, name, request_id = f"{prefix}/k", f"{prefix}/l", rid()
+    lease_a, lease_b = _lease(leases), _lease(leases)
+    create(resources, f"{prefix}/k1", b"v")
+    held = locks.AcquireLock(lock_pb2.AcquireLockRequest(name=f"{prefix}/held", ttl_seconds=30), timeout=10)
+    put = resource_pb2.PutOperation
+    return [
+        (
+            resources.CreateResource,
+            resource_pb2.CreateResourceRequest(key=key, value=b"v", request_id=request_id + "c"),
+            resource_pb2.CreateResourceRequest(key=key, value=b"w", request_id=request_id + "c"),
+        ),
+        (
+            resources.UpdateResource,
+            resource_pb2.UpdateResourceRequest(key=f"{prefix}/k1", value=b"2", request_id=request_id + "u"),
+            resource_pb2.UpdateResourceRequest(key=f"{prefix}/k1", value=b"3", request_id=request_id + "u"),
+        ),
+        (
+            resources.CompareAndSet,
+            resource_pb2.CompareAndSetRequest(
+                key=f"{prefix}/k2", expect_absent=True, request_id=request_id + "s"
+            ),
+            resource_pb2.CompareAndSetRequest(
+                key=f"{prefix}/k2", expect_absent=True, value=b"x", request_id=request_id + "s"
+            ),
+        ),
+        (
+            resources.Transact,
+            resource_pb2.TransactRequest(
+                operations=[resource_pb2.Operation(put=put(key=f"{prefix}/t", value=b"1"))],
+                request_id=request_id + "t",
+            ),
+            resource_pb2.TransactRequest(
+                operations=[resource_pb2.Operation(put=put(key=f"{prefix}/t", value=b"2"))],
+                request_id=request_id + "t",
+            ),
+        ),
+        (
+            resources.DeleteResource,
+            resource_pb2.DeleteResourceRequest(key=f"{prefix}/k1", request_id=request_id + "d"),
+            resource_pb2.DeleteResourceRequest(
+                key=f"{prefix}/k1", expected_version=1, request_id=request_id + "d"
+            ),
+        ),
+        (
+            leases.GrantLease,
+            lease_pb2.GrantLeaseRequest(ttl_seconds=30, request_id=request_id + "g"),
+            lease_pb2.GrantLeaseRequest(ttl_seconds=31, request_id=request_id + "g"),
+        ),
+        (
+            leases.RefreshLease,
+            lease_pb2.RefreshLeaseRequest(lease_id=lease_a, request_id=request_id + "r"),
+            lease_pb2.RefreshLeaseRequest(lease_id=lease_b, request_id=request_id + "r"),
+        ),
+        (
+            leases.RevokeLease,
+            lease_pb2.RevokeLeaseRequest(lease_id=lease_a, request_id=request_id + "v"),
+            lease_pb2.RevokeLeaseRequest(lease_id=lease_b, request_id=request_id + "v"),
+        ),
+        (
+            locks.AcquireLock,
+            lock_pb2.AcquireLockRequest(name=name, ttl_seconds=30, request_id=request_id + "a"),
+            lock_pb2.AcquireLockRequest(name=name, ttl_seconds=30, holder="x", request_id=request_id + "a"),
+        ),
+        (
+            locks.AcquireLock,
+            lock_pb2.AcquireLockRequest(
+                name=f"{prefix}/w", ttl_seconds=30, wait_timeout=_wait(5), request_id=request_id + "w"
+            ),
+            lock_pb2.AcquireLockRequest(
+                name=f"{prefix}/w", ttl_seconds=30, wait_timeout=_wait(6), request_id=request_id + "w"
+            ),
+        ),
+        (
+            locks.ReleaseLock,
+            lock_pb2.ReleaseLockRequest(name=f"{prefix}/held", token=held.token, request_id=request_id + "e"),
+            lock_pb2.ReleaseLockRequest(
+                name=f"{prefix}/held", token=held.token + 1, request_id=request_id + "e"
+            ),
+        ),
+    ]
+
+
+def test_every_mutation_answers_a_retry_first_and_refuses_a_reused_request_id(
+    resources: Stub, leases: LeaseStub, locks: LockStub, prefix: str
+) -> None:
+    mutations = _every_mutation(resources, leases, locks, prefix)
+    for call, request, other in mutations:
+        first = call(request, timeout=20)
+        assert call(request, timeout=20) == first, call
+        failure = expect_failure(call, other, INVALID, "REQUEST_ID_REUSED", timeout=20)
+        assert failure.metadata == {"field": "request_id", "request_id": request.request_id}
+        assert call(request, timeout=20) == first, call
+    assert len(mutations) == 11
