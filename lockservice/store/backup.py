@@ -303,6 +303,7 @@ def bump_sqlite(db_path: str, *, bump: int = 0) -> Bumped:
 
 # -- PostgreSQL ----------------------------------------------------------------------------------
 
+# The database's clock, as PostgresStore reads it for leases.
 _DB_NOW_SQL = "SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint"
 
 
@@ -314,6 +315,30 @@ def _postgres_query(conn: psycopg.Connection[tuple[Any, ...]]) -> Query:
     return query
 
 
+# Sessions of a server just stopped leave pg_stat_activity a moment after it exits.
+_SESSIONS_GRACE_SECONDS = 5.0
+
+
+def _refuse_other_sessions(query: Query) -> None:
+    """A BackupError if other client sessions stay connected to this database for a few seconds."""
+    deadline = time.monotonic() + _SESSIONS_GRACE_SECONDS
+    while True:
+        count, name = query(
+            "SELECT count(*), current_database() FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+            "AND backend_type = 'client backend'"
+        )[0]
+        if not count:
+            return
+        if time.monotonic() >= deadline:
+            sessions = "1 other session is" if count == 1 else f"{count} other sessions are"
+            raise BackupError(
+                f"{sessions} connected to database {name}: "
+                "stop every lockservice server first (--force bumps anyway)"
+            )
+        time.sleep(0.2)
+
+
 def bump_postgres(url: str, *, bump: int = 0, force: bool = False) -> Bumped:
     """Bumps, in place, a database restored by PostgreSQL's own tools (pg_restore, PITR). Refuses
     while any other session is connected to it (a running lockservice replica would keep its old
@@ -322,18 +347,8 @@ def bump_postgres(url: str, *, bump: int = 0, force: bool = False) -> Bumped:
     try:
         with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
             query = _postgres_query(conn)
-            others = query(
-                "SELECT count(*), current_database() FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid() "
-                "AND backend_type = 'client backend'"
-            )[0]
-            if others[0] and not force:
-                count, name = others
-                verb = "is" if count == 1 else "are"
-                raise BackupError(
-                    f"{count} other session{'' if count == 1 else 's'} {verb} connected to database {name}: "
-                    "stop every lockservice server first (--force bumps anyway)"
-                )
+            if not force:
+                _refuse_other_sessions(query)
             postgres_schema.migrate(conn)
             with conn.transaction():
                 query(f"SELECT pg_advisory_xact_lock({postgres_schema.MIGRATION_LOCK})")
