@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TypeAlias
 
+from lockservice.cli_backup import add_backup_commands
 from lockservice.cli_client import add_client_commands
 from lockservice.config import ConfigError
 from lockservice.errors import LockserviceError
@@ -136,8 +137,14 @@ def _add_health(sub: Subparsers) -> None:
 
 # Each group registers its subcommands; each subcommand sets `run(args) -> exit status`.
 # The client verbs (get, put, lock NAME -- CMD, ...) join here as
-# `lockservice.cli_client.add_client_commands`.
-_COMMAND_GROUPS: tuple[Callable[[Subparsers], None], ...] = (_add_serve, _add_health, add_client_commands)
+# `lockservice.cli_client.add_client_commands`; backup, restore and bump as
+# `lockservice.cli_backup.add_backup_commands`.
+_COMMAND_GROUPS: tuple[Callable[[Subparsers], None], ...] = (
+    _add_serve,
+    _add_health,
+    add_client_commands,
+    add_backup_commands,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -34,13 +34,15 @@ def new_lock_state(name: str) -> LockState:
 def take(
     txn: WriteTxn, state: LockState, lease: Lease, holder: str, lock_delay_us: int, grant_id: str
 ) -> LockState:
-    """Gives the lock to `lease` with the next fencing token (tokens never repeat per name)."""
+    """Gives the lock to `lease` with the next fencing token: above the lock's last one and
+    above the store's floor, so tokens never repeat per name, even across a restore (which
+    raises the floor past every token issued before it, for names the backup never saw too)."""
     held = LockState(
         name=state.name,
         held=True,
         holder=holder,
         lease_id=lease.lease_id,
-        token=state.token + 1,
+        token=max(state.token, txn.token_floor) + 1,
         acquire_time_us=txn.now_us,
         lock_delay_us=lock_delay_us,
         available_time_us=0,

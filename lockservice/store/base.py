@@ -39,6 +39,12 @@ class WriteTxn(Protocol):
         """The store's clock for this transaction (microseconds since the epoch)."""
         ...
 
+    @property
+    def token_floor(self) -> int:
+        """Every fencing token the store issues is above this: 0, or what a restore set so that
+        no token issued before the restore is issued again (`lockservice.store.backup`)."""
+        ...
+
     def get(self, key: str) -> Resource | None: ...
 
     def put(self, resource: Resource) -> None:

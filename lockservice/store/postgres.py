@@ -113,9 +113,10 @@ Conn = psycopg.Connection[tuple[Any, ...]]
 class _PostgresTxn:
     """The `WriteTxn` of one attempt of one body, inside its database transaction."""
 
-    def __init__(self, conn: Conn, now_us: int, history: int) -> None:
+    def __init__(self, conn: Conn, now_us: int, history: int, token_floor: int) -> None:
         self._conn = conn
         self._history = history
+        self.token_floor = token_floor
         self._revision: int | None = None
         self._event_seq = 0
         self.now_us = now_us
@@ -370,6 +371,7 @@ class PostgresStore:
         self._listeners: list[NoticeListener] = []
         self._clock_offset_us = 0
         self._pumped_revision = 0
+        self._token_floor = 0  # set by `lockservice bump`, which runs with no replica: read at open
         self._pump_wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._closed = False
@@ -403,6 +405,8 @@ class PostgresStore:
             self._pumped_revision = conn.execute(
                 b"SELECT value FROM meta WHERE name = 'revision'"
             ).fetchone()[0]  # type: ignore[index]
+            floor = conn.execute(b"SELECT value FROM meta WHERE name = 'token_floor'").fetchone()
+            self._token_floor = 0 if floor is None else int(floor[0])
         self._measure_clock()
 
     def _measure_clock(self) -> None:
@@ -472,7 +476,7 @@ class PostgresStore:
             try:
                 with self._pool.connection() as conn, conn.transaction():
                     now_us: int = conn.execute(_NOW_SQL.encode()).fetchone()[0]  # type: ignore[index]
-                    txn = _PostgresTxn(conn, now_us, self._history)
+                    txn = _PostgresTxn(conn, now_us, self._history, self._token_floor)
                     outcome = body(txn)
                     for notice in txn.notices:
                         if isinstance(notice, LockGranted | WaiterFailed):

@@ -10,9 +10,9 @@ import psycopg
 
 from lockservice.errors import StoreUnavailable
 
-__all__ = ["SCHEMA_VERSION", "migrate"]
+__all__ = ["MIGRATION_LOCK", "SCHEMA_VERSION", "migrate"]
 
-_MIGRATION_LOCK = 0x6C6F636B  # "lock": the advisory lock key all lockservice replicas agree on
+MIGRATION_LOCK = 0x6C6F636B  # "lock": the advisory lock key all lockservice replicas agree on
 
 _V1 = """
 CREATE TABLE meta (name TEXT PRIMARY KEY, value BIGINT NOT NULL);
@@ -108,7 +108,7 @@ SCHEMA_VERSION = len(MIGRATIONS)
 def migrate(conn: psycopg.Connection[tuple[object, ...]]) -> None:
     """Brings the database up to `SCHEMA_VERSION`; refuses a database newer than this code."""
     with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
         conn.execute("CREATE TABLE IF NOT EXISTS lockservice_schema (version INTEGER NOT NULL)")
         row = conn.execute("SELECT version FROM lockservice_schema").fetchone()
         current = 0 if row is None else int(str(row[0]))

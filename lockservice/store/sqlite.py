@@ -100,16 +100,20 @@ class _SqliteTxn:
         "_revision",
         "notices",
         "now_us",
+        "token_floor",
         "waiter_changes",
     )
 
-    def __init__(self, conn: sqlite3.Connection, base_revision: int, now_us: int, history: int) -> None:
+    def __init__(
+        self, conn: sqlite3.Connection, base_revision: int, now_us: int, history: int, token_floor: int
+    ) -> None:
         self._conn = conn
         self._base_revision = base_revision
         self._revision = base_revision
         self._history = history
         self._event_seq = 0
         self.now_us = now_us
+        self.token_floor = token_floor
         self.notices: list[Notice] = []
         # Queue length changes by lock name, published to the readers when the body commits.
         self.waiter_changes: dict[str, int] = {}
@@ -334,6 +338,7 @@ class SqliteStore:
         self._reader: sqlite3.Connection | None = None
         self._lock_file: int | None = None
         self._revision = 0
+        self._token_floor = 0  # set by a restore, which runs with no server: read once at open
         self._closed = False
         self._last_prune = 0.0
         # Written by the writer thread only; read for metrics and tests.
@@ -373,6 +378,8 @@ class SqliteStore:
         self._compacted = conn.execute("SELECT value FROM meta WHERE name = 'compacted_revision'").fetchone()[
             0
         ]
+        floor = conn.execute("SELECT value FROM meta WHERE name = 'token_floor'").fetchone()
+        self._token_floor = 0 if floor is None else floor[0]
         # Waiters belong to calls of the previous process, which are gone with it.
         conn.execute("DELETE FROM lock_waiters")
         conn.close()
@@ -455,7 +462,7 @@ class SqliteStore:
             compacted = self._prune(conn, now, revision)
             for pending in batch:
                 conn.execute("SAVEPOINT body")
-                txn = _SqliteTxn(conn, revision, now, self._history)
+                txn = _SqliteTxn(conn, revision, now, self._history, self._token_floor)
                 try:
                     pending.outcome = pending.body(txn)
                 except BaseException as error:

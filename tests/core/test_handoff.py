@@ -1,17 +1,17 @@
-"""hand_over inside a real write body: first come, first served, one grant per request.
-
-On SqliteStore (an in-process store with a real queue table); the rules are the core's, the
-same on every backend.
-"""
+"""Taking and handing over a lock: one grant per request (hand_over inside a real write body,
+on SqliteStore with a real queue table; the rules are the core's, the same on every backend),
+and take()'s next fencing token above the lock's last one and the store's floor."""
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any, cast
 
 from lockservice.codec import decode_lock_view, encode_lock_view
-from lockservice.core.handoff import hand_over, new_lock_state
-from lockservice.model import LockGranted, LockState, LockView, LockWaiter
+from lockservice.core.handoff import hand_over, new_lock_state, take
+from lockservice.model import Lease, LockGranted, LockState, LockView, LockWaiter
 from lockservice.store.base import Notice, WriteTxn
 from lockservice.store.sqlite import SqliteStore
 
@@ -66,3 +66,34 @@ def test_a_waiter_whose_request_was_answered_is_never_granted_again(tmp_path: Pa
     grants = [n for n in notices if isinstance(n, LockGranted)]
     assert [(g.waiter_id, g.lock.state.holder) for g in grants] == [("stale", ""), ("next", "next")]
     assert grants[0].lock == first
+
+
+@dataclass
+class _Txn:
+    """The part of a WriteTxn that take() uses."""
+
+    token_floor: int
+    now_us: int = 1_000
+    locks: dict[str, LockState] = field(default_factory=dict)
+
+    def put_lock(self, state: LockState) -> None:
+        self.locks[state.name] = state
+
+
+LEASE = Lease(lease_id="l", holder="h", ttl_seconds=10, grant_time_us=0, expire_time_us=10_000_000)
+
+
+def _token(floor: int, last: int) -> int:
+    txn = _Txn(token_floor=floor)
+    state = replace(new_lock_state("n"), token=last)
+    held = take(cast(WriteTxn, cast(Any, txn)), state, LEASE, "h", 0, "g")
+    assert txn.locks["n"] == held
+    return held.token
+
+
+def test_the_next_token_is_above_the_last_and_above_the_floor() -> None:
+    assert _token(floor=0, last=0) == 1
+    assert _token(floor=0, last=41) == 42
+    assert _token(floor=1_000_000, last=0) == 1_000_001  # a name the restored backup never saw
+    assert _token(floor=1_000_000, last=3) == 1_000_001  # a name it did see
+    assert _token(floor=1_000_000, last=1_000_005) == 1_000_006  # tokens issued since the restore
