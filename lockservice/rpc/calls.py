@@ -31,7 +31,7 @@ from lockservice.errors import InvalidRequestId, LockserviceError, ShuttingDown
 from lockservice.rpc.auth import Guard
 from lockservice.rpc.decoding import CorruptMessage, corrupt_message_error
 from lockservice.rpc.metrics import RpcMetrics
-from lockservice.rpc.status import grpc_code_for, internal_status, to_grpc_status
+from lockservice.rpc.status import grpc_code_for, internal_status, to_grpc_status, without_retry
 
 __all__ = ["REQUEST_ID_METADATA", "CallPolicy", "install", "streaming_call", "unary_call"]
 
@@ -39,6 +39,9 @@ _log = structlog.get_logger("lockservice.rpc")
 
 REQUEST_ID_METADATA = "x-request-id"
 _MAX_REQUEST_ID_CHARS = 128
+# An UNAVAILABLE answered with less of the caller's deadline left than this is not worth a retry:
+# the client is told not to (else its retry ends in DEADLINE_EXCEEDED, hiding the cause).
+_RETRY_FLOOR_SECONDS = 1.0
 
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
@@ -156,8 +159,14 @@ class _Call:
     async def fail(self, policy: CallPolicy, context: Context, error: Exception) -> None:
         """Answers `error` as its status (a domain error) or INTERNAL (anything else)."""
         if isinstance(error, LockserviceError):
-            self.finish(policy, grpc_code_for(error).name, error.reason)
-            await context.abort_with_status(to_grpc_status(error))
+            code = grpc_code_for(error)
+            self.finish(policy, code.name, error.reason)
+            status = to_grpc_status(error)
+            if code is grpc.StatusCode.UNAVAILABLE:
+                remaining = context.time_remaining()
+                if remaining is not None and remaining < _RETRY_FLOOR_SECONDS:
+                    status = without_retry(status)
+            await context.abort_with_status(status)
         else:
             _log.error(
                 "rpc failed",
