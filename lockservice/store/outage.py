@@ -13,9 +13,23 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["Outage"]
+from lockservice.errors import StoreUnavailable
+
+__all__ = ["DISK_FULL", "Outage", "disk_full_error"]
 
 AvailabilityListener = Callable[[bool], None]
+
+# ErrorInfo.metadata["cause"] of a write refused for a full disk, whichever the store.
+DISK_FULL = "DISK_FULL"
+
+
+def disk_full_error() -> StoreUnavailable:
+    """What a write gets when the store's disk is full: nothing was applied, reads still work."""
+    return StoreUnavailable(
+        "the store's disk is full; this write was not applied (reads still work): retry once the "
+        "operator has freed disk space",
+        metadata={"cause": DISK_FULL},
+    )
 
 
 class Outage:

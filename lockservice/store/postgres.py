@@ -57,7 +57,7 @@ from lockservice.model import (
     WaiterFailed,
 )
 from lockservice.store.base import Notice, NoticeListener, StoredAnswer, WriteTxn
-from lockservice.store.outage import AvailabilityListener, Outage
+from lockservice.store.outage import AvailabilityListener, Outage, disk_full_error
 from lockservice.store.postgres_schema import migrate
 from lockservice.store.rows import (
     EVENT_COLUMNS,
@@ -340,6 +340,8 @@ class _PostgresTxn:
 
 
 def _unavailable(error: BaseException) -> StoreUnavailable:
+    if isinstance(error, pg_errors.DiskFull):
+        return disk_full_error()
     if isinstance(error, psycopg_pool.PoolTimeout):
         return StoreUnavailable(
             "the database is unavailable: no connection within the call's deadline (the database "
@@ -430,6 +432,14 @@ class PostgresStore:
             started="database unreachable",
             ongoing="database still unreachable",
             ended="database reachable again",
+            database=self._target,
+        )
+        self._disk_full = Outage(
+            _log,
+            started="the store's disk is full",
+            ongoing="the store's disk is still full",
+            ended="writes succeed again",
+            level="error",
             database=self._target,
         )
         self._listen_lost = Outage(
@@ -560,7 +570,11 @@ class PostgresStore:
         job: Future[T] = self._executor.submit(function, *args)
         running = asyncio.wrap_future(job)
         try:
-            done, _ = await asyncio.wait({running}, timeout=_wait(deadline))
+            try:
+                done, _ = await asyncio.wait({running}, timeout=_wait(deadline))
+            except asyncio.CancelledError:
+                running.cancel()  # the caller left: drop the outcome, as `await` would
+                raise
             if not done and job.cancel():
                 raise StoreUnavailable(
                     "the database is unavailable: no connection within the call's deadline; "
@@ -631,12 +645,15 @@ class PostgresStore:
                         conn.execute(b"SELECT pg_notify(%s, %s)", (_EVENTS_CHANNEL, str(txn.revision)))
                 for observer in self._commit_observers:
                     observer(1, time.perf_counter() - started)
+                self._disk_full.ended()
                 return outcome, txn.notices, txn.revision
             except LockserviceError:
                 raise
             except _RETRYABLE:
                 time.sleep(min(0.05, 0.001 * 2**attempt) * random.random())
             except _CONNECTION_ERRORS as error:
+                if isinstance(error, pg_errors.DiskFull):
+                    self._disk_full.failed(_cause(error))
                 raise _unavailable(error) from None
             except psycopg.errors.AdminShutdown as error:
                 raise _unavailable(error) from None

@@ -33,7 +33,7 @@ import structlog
 from lockservice.errors import StoreUnavailable
 from lockservice.model import ChangeEvent, EventType, Lease, LockState, LockWaiter, Resource
 from lockservice.store.base import Notice, NoticeListener, StoredAnswer, WriteTxn
-from lockservice.store.outage import Outage
+from lockservice.store.outage import Outage, disk_full_error
 from lockservice.store.read_cache import ReadCache
 from lockservice.store.rows import (
     EVENT_COLUMNS,
@@ -96,10 +96,6 @@ _OS_CAUSES = {
     errno.EPERM: "permission denied: the file or its directory is read-only to this user",
     errno.ENOSPC: "the disk is full",
 }
-_DISK_FULL = (
-    "the store's disk is full; this write was not applied (reads still work): retry once the "
-    "operator has freed disk space"
-)
 
 
 def _error_name(error: sqlite3.Error) -> str:
@@ -550,7 +546,7 @@ class SqliteStore:
         name = _error_name(error)
         if name == "SQLITE_FULL":
             self._disk_full.failed(_cause(error))
-            return StoreUnavailable(_DISK_FULL, metadata={"cause": name})
+            return disk_full_error()
         self._commit_failing.failed(_cause(error))
         return StoreUnavailable(f"the database could not commit: {_cause(error)}", metadata={"cause": name})
 

@@ -50,6 +50,7 @@ def test_a_full_disk_refuses_writes_and_keeps_reads(
             assert failure is not None, "the full disk never refused a write"
             assert (failure.code, failure.reason) == (grpc.StatusCode.UNAVAILABLE, "STORE_UNAVAILABLE")
             assert failure.message.startswith("the store's disk is full"), failure.message
+            assert failure.metadata == {"cause": "DISK_FULL"}
             # Reads go on, and so does health.
             read = stub.GetResource(resource_pb2.GetResourceRequest(key=f"{prefix}/kept"), timeout=10)
             assert (read.value, read.version) == (b"v", kept.version)

@@ -199,7 +199,7 @@ def test_a_full_database_refuses_writes_keeps_reads_and_recovers(tmp_path: Path)
             with pytest.raises(StoreUnavailable, match=r"^the store's disk is full") as caught:
                 for index in range(64):
                     await store.write(_put(f"k{index}", b"x" * 32 * 1024))
-            assert caught.value.metadata == {"cause": "SQLITE_FULL"}
+            assert caught.value.metadata == {"cause": "DISK_FULL"}
             listed = await store.list_resources("", "", 10, with_values=True)
             assert [(r.key, r.value) for r in listed] == [("kept", b"v")]
             await store.write(_limit_pages(1_000_000))
