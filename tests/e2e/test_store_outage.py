@@ -144,6 +144,13 @@ def test_probes_follow_the_database_and_the_log_stays_short(
     )
     assert probe.returncode == 1
     assert "NOT_SERVING" in probe.stdout
+    # The HTTP adapter's calls carry its call timeout (30 s): the store's 5 s bound answers first.
+    started = time.monotonic()
+    answer = httpx.get(f"http://127.0.0.1:{http_port}/v1/resources/{prefix}", timeout=30)
+    assert time.monotonic() - started < 8
+    assert answer.status_code == 503
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert answer.json()["reason"] == "STORE_UNAVAILABLE"
     # Calls keep coming during the outage; still the log does not repeat itself.
     with grpc.insecure_channel(server.address) as channel:
         stub = resource_pb2_grpc.ResourceServiceStub(channel)
