@@ -2,7 +2,9 @@
 
 grpc.health.v1 answers NOT_SERVING from before the port opens until the server is ready, while
 the store is unreachable (`store_available`), and again from the first SIGTERM (or SIGINT) on,
-so load balancers and probes stop sending before the server stops answering. The drain then
+so load balancers and probes stop sending before the server stops answering. The health service
+named `liveness` is SERVING from ready to the drain whatever the store does: a liveness probe
+on it does not restart every replica while their database is away. The drain then
 refuses new calls with UNAVAILABLE / SHUTTING_DOWN (a client retries elsewhere), ends watches and
 lock waits the same way, and waits up to the grace period for the calls in flight to be answered
 and the streams to end. A second signal stops at once.
@@ -22,7 +24,9 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from lockservice.rpc.calls import CallPolicy
 
-__all__ = ["Lifecycle"]
+__all__ = ["LIVENESS_SERVICE", "Lifecycle"]
+
+LIVENESS_SERVICE = "liveness"
 
 _log = structlog.get_logger("lockservice.server")
 
@@ -49,6 +53,7 @@ class Lifecycle:
         self._updates: set[asyncio.Task[None]] = set()
 
     async def _set_all(self, status: health_pb2.HealthCheckResponse.ServingStatus.ValueType) -> None:
+        """Every service's status but liveness's."""
         for name in self._services:
             await self.health.set(name, status)
 
@@ -57,6 +62,7 @@ class Lifecycle:
         plaintext and nothing else, for probes that cannot reach the main port (kubelet's native
         gRPC probes speak neither TLS nor a pod-local unix socket). RuntimeError if it cannot bind."""
         await self._set_all(health_pb2.HealthCheckResponse.NOT_SERVING)
+        await self.health.set(LIVENESS_SERVICE, health_pb2.HealthCheckResponse.NOT_SERVING)
         if health_listen:
             self._health_server = grpc.aio.server()
             health_pb2_grpc.add_HealthServicer_to_server(self.health, self._health_server)
@@ -71,6 +77,7 @@ class Lifecycle:
     async def serving(self) -> None:
         self._serving = True
         await self._set_all(self._status())
+        await self.health.set(LIVENESS_SERVICE, health_pb2.HealthCheckResponse.SERVING)
         loop = asyncio.get_running_loop()
         for sig in _SIGNALS:
             loop.add_signal_handler(sig, self._on_signal)

@@ -48,9 +48,10 @@ def _timed_failure(call: Callable[..., Any], request: Any, timeout: float | None
     raise AssertionError("the call succeeded during the outage")
 
 
-def _health(address: str) -> int:
+def _health(address: str, service: str = "") -> int:
     with grpc.insecure_channel(address) as channel:
-        reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
+        health = health_pb2_grpc.HealthStub(channel)
+        reply = health.Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
     status: int = reply.status
     return status
 
@@ -144,6 +145,9 @@ def test_probes_follow_the_database_and_the_log_stays_short(
     )
     assert probe.returncode == 1
     assert "NOT_SERVING" in probe.stdout
+    # Liveness does not follow the store: a liveness probe restarts no replica for it.
+    assert _health(server.address, "liveness") == health_pb2.HealthCheckResponse.SERVING
+    assert _health(server.address, "lockservice.v1.LockService") == health_pb2.HealthCheckResponse.NOT_SERVING
     # The HTTP adapter's calls carry its call timeout (30 s): the store's 5 s bound answers first.
     started = time.monotonic()
     answer = httpx.get(f"http://127.0.0.1:{http_port}/v1/resources/{prefix}", timeout=30)
