@@ -29,7 +29,6 @@ import asyncio
 import contextlib
 import hashlib
 import json
-import logging
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -41,7 +40,6 @@ import psycopg
 import psycopg_pool
 import structlog
 from psycopg import errors as pg_errors
-from psycopg.conninfo import conninfo_to_dict
 
 from lockservice.codec import decode_lock_view, encode_lock_view
 from lockservice.deadlines import store_deadline
@@ -58,6 +56,14 @@ from lockservice.model import (
 )
 from lockservice.store.base import Notice, NoticeListener, StoredAnswer, WriteTxn
 from lockservice.store.outage import AvailabilityListener, Outage, disk_full_error
+from lockservice.store.postgres_connections import (
+    CONNECT_TIMEOUT_SECONDS,
+    await_database,
+    connection_cause,
+    describe_target,
+    probe,
+    quiet_pool_log,
+)
 from lockservice.store.postgres_schema import migrate
 from lockservice.store.rows import (
     EVENT_COLUMNS,
@@ -90,17 +96,12 @@ _RETRYABLE = (pg_errors.SerializationFailure, pg_errors.DeadlockDetected, pg_err
 _NOW_SQL = "SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint"
 _PUMP_PAGE = 1000
 _MAINTENANCE_SECONDS = 10.0
-# At start: how long to wait for the database to accept a connection before giving up (exit 2),
-# time enough for a database started beside the server (docker compose) to come up.
-_START_WAIT_SECONDS = 10.0
-_CONNECT_TIMEOUT_SECONDS = 5
 # The pool gives up re-connecting after this long, and tries again when a call asks for a
 # connection: recovery is noticed at once, never after the pool's own backoff (up to minutes).
 _RECONNECT_SECONDS = 2.0
 # The availability probe: how often while reachable, and while not; its connection wait.
 _PROBE_SECONDS = 2.0
 _PROBE_DOWN_SECONDS = 1.0
-_PROBE_WAIT_SECONDS = 1.0
 _LISTEN_RETRY_SECONDS = (0.5, 4.0)
 _CONNECTION_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError, psycopg_pool.PoolTimeout)
 
@@ -350,43 +351,8 @@ def _unavailable(error: BaseException) -> StoreUnavailable:
     return StoreUnavailable(f"the database is unavailable: {error.__class__.__name__}")
 
 
-def _cause(error: BaseException) -> str:
-    """The first line of a connection error (libpq never puts the password in it)."""
-    text = str(error).strip()
-    return text.splitlines()[0] if text else error.__class__.__name__
-
-
-def describe_target(url: str) -> str:
-    """user@host:port/database of a PostgreSQL URL, for messages: never the password."""
-    try:
-        info = conninfo_to_dict(url)
-    except psycopg.Error:
-        return "the --store URL"
-    user = f"{info['user']}@" if info.get("user") else ""
-    port = f":{info['port']}" if info.get("port") else ""
-    return f"{user}{info.get('host') or 'localhost'}{port}/{info.get('dbname') or ''}"
-
-
 def _wait(deadline: float) -> float:
     return max(0.0, deadline - time.monotonic())
-
-
-class _QuietPool(logging.Filter):
-    """psycopg_pool logs every failed (re)connection attempt; the store's probe reports outages
-    itself, once and then at most every 30 s."""
-
-    _NOISE = (
-        "error connecting in",
-        "reconnection attempt in pool",
-        "discarding broken connection",
-        "discarding closed connection",
-    )
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not (isinstance(record.msg, str) and record.msg.startswith(self._NOISE))
-
-
-_QUIET_POOL = _QuietPool()
 
 
 class PostgresStore:
@@ -413,7 +379,7 @@ class PostgresStore:
             open=False,
             timeout=5.0,
             reconnect_timeout=_RECONNECT_SECONDS,
-            kwargs={"autocommit": True, "connect_timeout": _CONNECT_TIMEOUT_SECONDS},
+            kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_SECONDS},
             check=psycopg_pool.ConnectionPool.check_connection,
         )
         self._executor = ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="postgres")
@@ -454,14 +420,16 @@ class PostgresStore:
 
     @classmethod
     async def open(cls, url: str, **options: Any) -> PostgresStore:
-        logging.getLogger("psycopg.pool").addFilter(_QUIET_POOL)
+        quiet_pool_log()
         store = cls(url, **options)
         loop = asyncio.get_running_loop()
         try:
             await loop.run_in_executor(store._executor, store._open)
         except (psycopg.Error, psycopg_pool.PoolTimeout) as error:
             await store.close()
-            raise StoreUnavailable(f"cannot use PostgreSQL at {store._target}: {_cause(error)}") from None
+            raise StoreUnavailable(
+                f"cannot use PostgreSQL at {store._target}: {connection_cause(error)}"
+            ) from None
         except StoreUnavailable:
             await store.close()
             raise
@@ -473,25 +441,8 @@ class PostgresStore:
         ]
         return store
 
-    def _await_database(self) -> None:
-        """Waits up to `_START_WAIT_SECONDS` for the database to accept a connection; else
-        StoreUnavailable naming it and the last cause."""
-        give_up = time.monotonic() + _START_WAIT_SECONDS
-        while True:
-            timeout = max(1, min(_CONNECT_TIMEOUT_SECONDS, round(give_up - time.monotonic())))
-            try:
-                psycopg.connect(self._url, connect_timeout=timeout).close()
-                return
-            except psycopg.Error as error:
-                if time.monotonic() + 0.5 >= give_up:
-                    raise StoreUnavailable(
-                        f"cannot reach PostgreSQL at {self._target}: {_cause(error)} "
-                        f"(gave up after {_START_WAIT_SECONDS:g} s)"
-                    ) from None
-            time.sleep(0.5)
-
     def _open(self) -> None:
-        self._await_database()
+        await_database(self._url, self._target)
         self._pool.open(wait=True, timeout=10.0)
         with self._pool.connection() as conn:
             migrate(conn)
@@ -535,7 +486,7 @@ class PostgresStore:
         loop = asyncio.get_running_loop()
         while not self._closed:
             self._probe_now.clear()
-            cause = await loop.run_in_executor(None, self._probe)
+            cause = await loop.run_in_executor(None, probe, self._pool, self._url)
             if self._closed:
                 return
             if cause is None:
@@ -545,24 +496,6 @@ class PostgresStore:
             pause = _PROBE_DOWN_SECONDS if self._availability.active else _PROBE_SECONDS
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._probe_now.wait(), pause)
-
-    def _probe(self) -> str | None:
-        """None when the database answers; else why not. A pool with no connection to give in
-        time is asked of the database directly: busy is not unreachable."""
-        try:
-            with self._pool.connection(timeout=_PROBE_WAIT_SECONDS) as conn:
-                conn.execute(b"SELECT 1")
-            return None
-        except (psycopg.Error, psycopg_pool.PoolTimeout):
-            pass
-        try:
-            with psycopg.connect(
-                self._url, autocommit=True, connect_timeout=_CONNECT_TIMEOUT_SECONDS
-            ) as conn:
-                conn.execute(b"SELECT 1")
-        except psycopg.Error as error:
-            return _cause(error)
-        return None
 
     async def _in_executor(self, deadline: float, function: Callable[..., T], *args: Any) -> T:
         """Runs `function` on the store's threads; StoreUnavailable if none could start it before
@@ -653,7 +586,7 @@ class PostgresStore:
                 time.sleep(min(0.05, 0.001 * 2**attempt) * random.random())
             except _CONNECTION_ERRORS as error:
                 if isinstance(error, pg_errors.DiskFull):
-                    self._disk_full.failed(_cause(error))
+                    self._disk_full.failed(connection_cause(error))
                 raise _unavailable(error) from None
             except psycopg.errors.AdminShutdown as error:
                 raise _unavailable(error) from None
@@ -667,7 +600,7 @@ class PostgresStore:
         while not self._closed:
             try:
                 aconn = await psycopg.AsyncConnection.connect(
-                    self._url, autocommit=True, connect_timeout=_CONNECT_TIMEOUT_SECONDS
+                    self._url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_SECONDS
                 )
                 async with aconn:
                     await aconn.execute(f"LISTEN {_EVENTS_CHANNEL}".encode())
@@ -683,7 +616,7 @@ class PostgresStore:
             except asyncio.CancelledError:
                 raise
             except (psycopg.Error, OSError) as error:
-                self._listen_lost.failed(_cause(error))
+                self._listen_lost.failed(connection_cause(error))
                 self._probe_now.set()
                 await asyncio.sleep(retry)
                 retry = min(retry * 2, _LISTEN_RETRY_SECONDS[1])

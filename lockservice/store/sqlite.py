@@ -399,6 +399,9 @@ class SqliteStore:
         try:
             self._open_file()
         except (sqlite3.Error, OSError) as error:
+            if self._reader is not None:
+                self._reader.close()
+                self._reader = None
             if self._lock_file is not None:
                 os.close(self._lock_file)
                 self._lock_file = None
