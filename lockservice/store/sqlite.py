@@ -90,6 +90,15 @@ _SQLITE_CAUSES = {
     "SQLITE_IOERR": "an I/O error (a failing or vanished disk?)",
     "SQLITE_PERM": "permission denied",
 }
+_STORAGE_FAILURES = (
+    "SQLITE_FULL",
+    "SQLITE_IOERR",
+    "SQLITE_CORRUPT",
+    "SQLITE_NOTADB",
+    "SQLITE_READONLY",
+    "SQLITE_CANTOPEN",
+    "SQLITE_NOMEM",
+)
 _OS_CAUSES = {
     errno.EROFS: "the file or its directory is read-only (a read-only file system)",
     errno.EACCES: "permission denied: the file or its directory is read-only to this user",
@@ -100,6 +109,12 @@ _OS_CAUSES = {
 
 def _error_name(error: sqlite3.Error) -> str:
     return getattr(error, "sqlite_errorname", "") or error.__class__.__name__
+
+
+def _storage_failed(error: sqlite3.Error, conn: sqlite3.Connection) -> bool:
+    """The disk or the file failed, not a statement (or SQLite ended the transaction): nothing
+    in this transaction can commit."""
+    return _error_name(error).startswith(_STORAGE_FAILURES) or not conn.in_transaction
 
 
 def _cause(error: sqlite3.Error | OSError) -> str:
@@ -509,9 +524,9 @@ class SqliteStore:
                 txn = _SqliteTxn(conn, revision, now, self._history)
                 try:
                     pending.outcome = pending.body(txn)
-                except sqlite3.Error:
-                    raise  # the storage failed, not the body (SQLite may have ended the transaction)
                 except BaseException as error:
+                    if isinstance(error, sqlite3.Error) and _storage_failed(error, conn):
+                        raise  # the storage failed, not the body: the whole batch fails with it
                     conn.execute("ROLLBACK TO body")
                     pending.error = error
                 else:
