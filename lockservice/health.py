@@ -1,8 +1,8 @@
 """`lockservice health`: asks a server's grpc.health.v1 service whether it is SERVING.
 
-Exit status 0 when it is, 1 otherwise (NOT_SERVING while starting or draining, unknown service,
-unreachable, TLS refused, timed out), with one line saying which: made for container health
-checks (Docker HEALTHCHECK, Kubernetes exec probes, systemd watchdogs).
+Exit status 0 when it is, 1 otherwise (NOT_SERVING while starting, draining or cut off from its
+store; unknown service, unreachable, TLS refused, timed out), with one line saying which: made
+for container health checks (Docker HEALTHCHECK, Kubernetes exec probes, systemd watchdogs).
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from lockservice.v1 import lease_pb2_grpc, lock_pb2_grpc, resource_pb2_grpc
+from tests.e2e.db_proxy import DatabaseProxy
 
 LOCKSERVICE = str(Path(sys.executable).parent / "lockservice")
 BACKENDS = ["sqlite", "postgres"]
@@ -266,3 +267,11 @@ def leases(channel: grpc.Channel) -> lease_pb2_grpc.LeaseServiceStub:
 @pytest.fixture
 def locks(channel: grpc.Channel) -> lock_pb2_grpc.LockServiceStub:
     return lock_pb2_grpc.LockServiceStub(channel)
+
+
+@pytest.fixture
+def proxy() -> Iterator[DatabaseProxy]:
+    """A cuttable TCP forwarder to the machine's PostgreSQL (`proxy.route(url)`), to play an outage."""
+    forwarder = DatabaseProxy(5432)
+    yield forwarder
+    forwarder.close()

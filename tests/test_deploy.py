@@ -16,6 +16,7 @@ import yaml
 
 from lockservice.authfiles import load_policy
 from lockservice.options import CONFIG_VARIABLE, OPTIONS, resolve
+from lockservice.rpc.lifecycle import LIVENESS_SERVICE
 from tests.conftest import LOCKSERVICE
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
@@ -115,6 +116,8 @@ def check_container(pod: dict[str, Any], container: dict[str, Any], settings: di
     health_port = port_of(flags.get("health-listen") or settings["health-listen"])
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         assert container[probe]["grpc"]["port"] == health_port
+    # Liveness must not follow the store: a database outage would restart every replica.
+    assert container["livenessProbe"]["grpc"]["service"] == LIVENESS_SERVICE
     ports = {port["name"]: port["containerPort"] for port in container["ports"]}
     assert ports["health"] == health_port
     assert ports["metrics"] == port_of(flags.get("metrics-listen") or settings["metrics-listen"])

@@ -14,6 +14,7 @@ import structlog
 
 from lockservice.core.handoff import hand_over
 from lockservice.core.leases import end_lease
+from lockservice.errors import StoreUnavailable
 from lockservice.store.base import Store, WriteTxn
 
 __all__ = ["Expirer"]
@@ -73,6 +74,8 @@ class Expirer:
                 )
             except asyncio.CancelledError:
                 raise
+            except StoreUnavailable:
+                sleep = _RETRY_SECONDS  # the store reports its outage itself, once
             except Exception:
                 _log.exception("expiry failed; retrying")
                 sleep = _RETRY_SECONDS

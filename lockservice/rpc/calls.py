@@ -5,6 +5,8 @@ Admission refuses new calls while the server drains (UNAVAILABLE / SHUTTING_DOWN
 authentication is on, authenticates the caller and checks its rights (`rpc.auth`), and holds
 streams to the per-client quotas. Domain errors become their mapped status with rich details;
 anything unexpected is logged with its traceback and answered INTERNAL with a generic message.
+The call's deadline is handed to the stores through `lockservice.deadlines`, so a store gives up
+in time for the caller to see UNAVAILABLE rather than DEADLINE_EXCEEDED.
 
 Applied as a decorator rather than a `grpc.aio.ServerInterceptor` because an aio interceptor
 costs an extra coroutine and handler lookup on every call, on the hot path of every RPC. What is
@@ -13,6 +15,7 @@ off costs one attribute test: the server installs its `CallPolicy` once at start
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -23,11 +26,12 @@ import grpc
 import structlog
 
 from lockservice.core.quotas import StreamQuota
+from lockservice.deadlines import begin_call, end_call
 from lockservice.errors import InvalidRequestId, LockserviceError, ShuttingDown
 from lockservice.rpc.auth import Guard
 from lockservice.rpc.decoding import CorruptMessage, corrupt_message_error
 from lockservice.rpc.metrics import RpcMetrics
-from lockservice.rpc.status import grpc_code_for, internal_status, to_grpc_status
+from lockservice.rpc.status import grpc_code_for, internal_status, to_grpc_status, without_retry
 
 __all__ = ["REQUEST_ID_METADATA", "CallPolicy", "install", "streaming_call", "unary_call"]
 
@@ -35,6 +39,9 @@ _log = structlog.get_logger("lockservice.rpc")
 
 REQUEST_ID_METADATA = "x-request-id"
 _MAX_REQUEST_ID_CHARS = 128
+# An UNAVAILABLE answered with less of the caller's deadline left than this is not worth a retry:
+# the client is told not to (else its retry ends in DEADLINE_EXCEEDED, hiding the cause).
+_RETRY_FLOOR_SECONDS = 1.0
 
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
@@ -152,8 +159,14 @@ class _Call:
     async def fail(self, policy: CallPolicy, context: Context, error: Exception) -> None:
         """Answers `error` as its status (a domain error) or INTERNAL (anything else)."""
         if isinstance(error, LockserviceError):
-            self.finish(policy, grpc_code_for(error).name, error.reason)
-            await context.abort_with_status(to_grpc_status(error))
+            code = grpc_code_for(error)
+            self.finish(policy, code.name, error.reason)
+            status = to_grpc_status(error)
+            if code is grpc.StatusCode.UNAVAILABLE:
+                remaining = context.time_remaining()
+                if remaining is not None and remaining < _RETRY_FLOOR_SECONDS:
+                    status = without_retry(status)
+            await context.abort_with_status(status)
         else:
             _log.error(
                 "rpc failed",
@@ -180,6 +193,7 @@ def unary_call(
             policy = _policy
             policy.in_flight += 1
             call = _Call(method, request)
+            deadline = begin_call(context.time_remaining())
             try:
                 call.read_metadata(context)
                 if isinstance(request, CorruptMessage):
@@ -192,6 +206,7 @@ def unary_call(
                 await call.fail(policy, context, error)
                 raise  # pragma: no cover - abort_with_status raises
             finally:
+                end_call(deadline)
                 policy.in_flight -= 1
             call.finish(policy, "OK", "")
             return response
@@ -220,6 +235,7 @@ def streaming_call(
             quota = policy.quota
             policy.in_flight += 1
             call = _Call(method, request)
+            deadline = begin_call(context.time_remaining())
             try:
                 call.read_metadata(context)
                 if isinstance(request, CorruptMessage):
@@ -242,6 +258,9 @@ def streaming_call(
                 await call.fail(policy, context, error)
                 raise  # pragma: no cover - abort_with_status raises
             finally:
+                # A generator closed by the garbage collector runs this in another context.
+                with contextlib.suppress(ValueError):
+                    end_call(deadline)
                 policy.in_flight -= 1
             call.finish(policy, "OK", "")
 

@@ -1,11 +1,13 @@
 """Start and stop: health status across both, signals, and the graceful drain.
 
-grpc.health.v1 answers NOT_SERVING from before the port opens until the server is ready, and
-again from the first SIGTERM (or SIGINT) on, so load balancers and probes stop sending before
-the server stops answering. The drain then refuses new calls with UNAVAILABLE / SHUTTING_DOWN
-(a client retries elsewhere), ends watches and lock waits the same way, and waits up to the
-grace period for the calls in flight to be answered and the streams to end. A second signal
-stops at once.
+grpc.health.v1 answers NOT_SERVING from before the port opens until the server is ready, while
+the store is unreachable (`store_available`), and again from the first SIGTERM (or SIGINT) on,
+so load balancers and probes stop sending before the server stops answering. The health service
+named `liveness` is SERVING from ready to the drain whatever the store does: a liveness probe
+on it does not restart every replica while their database is away. The drain then
+refuses new calls with UNAVAILABLE / SHUTTING_DOWN (a client retries elsewhere), ends watches and
+lock waits the same way, and waits up to the grace period for the calls in flight to be answered
+and the streams to end. A second signal stops at once.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from lockservice.rpc.calls import CallPolicy
 
-__all__ = ["Lifecycle"]
+__all__ = ["LIVENESS_SERVICE", "Lifecycle"]
+
+LIVENESS_SERVICE = "liveness"
 
 _log = structlog.get_logger("lockservice.server")
 
@@ -44,8 +48,12 @@ class Lifecycle:
         self._now = asyncio.Event()  # the second signal
         self._signals = 0
         self._health_server: grpc.aio.Server | None = None
+        self._serving = False
+        self._store_available = True
+        self._updates: set[asyncio.Task[None]] = set()
 
     async def _set_all(self, status: health_pb2.HealthCheckResponse.ServingStatus.ValueType) -> None:
+        """Every service's status but liveness's."""
         for name in self._services:
             await self.health.set(name, status)
 
@@ -54,17 +62,35 @@ class Lifecycle:
         plaintext and nothing else, for probes that cannot reach the main port (kubelet's native
         gRPC probes speak neither TLS nor a pod-local unix socket). RuntimeError if it cannot bind."""
         await self._set_all(health_pb2.HealthCheckResponse.NOT_SERVING)
+        await self.health.set(LIVENESS_SERVICE, health_pb2.HealthCheckResponse.NOT_SERVING)
         if health_listen:
             self._health_server = grpc.aio.server()
             health_pb2_grpc.add_HealthServicer_to_server(self.health, self._health_server)
             self._health_server.add_insecure_port(health_listen)
             await self._health_server.start()
 
+    def _status(self) -> health_pb2.HealthCheckResponse.ServingStatus.ValueType:
+        if self._serving and self._store_available:
+            return health_pb2.HealthCheckResponse.SERVING
+        return health_pb2.HealthCheckResponse.NOT_SERVING
+
     async def serving(self) -> None:
-        await self._set_all(health_pb2.HealthCheckResponse.SERVING)
+        self._serving = True
+        await self._set_all(self._status())
+        await self.health.set(LIVENESS_SERVICE, health_pb2.HealthCheckResponse.SERVING)
         loop = asyncio.get_running_loop()
         for sig in _SIGNALS:
             loop.add_signal_handler(sig, self._on_signal)
+
+    def store_available(self, available: bool) -> None:
+        """The store's reachability changed (called on the loop): SERVING only while it is
+        reachable. After the drain began, health stays NOT_SERVING."""
+        self._store_available = available
+        if not self._serving or self._policy.draining:
+            return
+        update = asyncio.get_running_loop().create_task(self._set_all(self._status()))
+        self._updates.add(update)
+        update.add_done_callback(self._updates.discard)
 
     def _on_signal(self) -> None:
         self._signals += 1

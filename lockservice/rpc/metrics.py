@@ -27,6 +27,8 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
+from lockservice.errors import StoreUnavailable
+
 __all__ = ["CommitCounters", "ReportsCommits", "ReportsStats", "RpcMetrics", "serve_metrics"]
 
 _log = structlog.get_logger("lockservice.metrics")
@@ -162,6 +164,8 @@ class RpcMetrics:
                     gauge = self._store_gauges.get(name)
                     if gauge is not None:
                         gauge.set(value)
+            except StoreUnavailable:
+                pass  # the store reports its outage itself, once
             except Exception:
                 _log.warning("store statistics unavailable", exc_info=True)
             await asyncio.sleep(_STATS_EVERY_SECONDS)

@@ -30,7 +30,7 @@ from lockservice.rpc.locks import LockServicer
 from lockservice.rpc.metrics import ReportsStats, RpcMetrics, serve_metrics
 from lockservice.rpc.resources import ResourceServicer
 from lockservice.rpc.tls import server_credentials
-from lockservice.store.base import Store
+from lockservice.store.base import ReportsAvailability, Store
 from lockservice.store.postgres import PostgresStore
 from lockservice.store.sqlite import SqliteStore
 from lockservice.v1 import lease_pb2, lease_pb2_grpc, lock_pb2, lock_pb2_grpc, resource_pb2, resource_pb2_grpc
@@ -140,6 +140,8 @@ async def serve(settings: Settings) -> int:
     )
     add_servicer(lock_pb2_grpc.add_LockServiceServicer_to_server, LockServicer(locks), server)
     lifecycle = Lifecycle(server, policy, SERVICE_NAMES)
+    if isinstance(store, ReportsAvailability):
+        store.watch_availability(lifecycle.store_available)
     health_pb2_grpc.add_HealthServicer_to_server(lifecycle.health, server)
     reflection.enable_server_reflection(
         (*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),

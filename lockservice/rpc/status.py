@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, NamedTuple
+
 import grpc
 from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
@@ -12,9 +14,19 @@ from lockservice.model import CONFLICT_VALUE_MAX_BYTES, ConflictState
 from lockservice.rpc.convert import timestamp
 from lockservice.v1 import errors_pb2
 
-__all__ = ["DOMAIN", "GRPC_CODE_BY_ERROR", "grpc_code_for", "internal_status", "to_grpc_status"]
+__all__ = [
+    "DOMAIN",
+    "GRPC_CODE_BY_ERROR",
+    "RETRY_PUSHBACK_METADATA",
+    "grpc_code_for",
+    "internal_status",
+    "to_grpc_status",
+    "without_retry",
+]
 
 DOMAIN = "lockservice"
+# gRFC A6: a negative value tells a client's retry policy not to retry this answer.
+RETRY_PUSHBACK_METADATA = "grpc-retry-pushback-ms"
 
 GRPC_CODE_BY_ERROR: dict[type[errors.LockserviceError], grpc.StatusCode] = {
     errors.ResourceExists: grpc.StatusCode.ALREADY_EXISTS,
@@ -91,6 +103,25 @@ def to_grpc_status(error: errors.LockserviceError) -> grpc.Status:
     status = status_pb2.Status(code=code.value[0], message=error.message, details=details)
     result: grpc.Status = rpc_status.to_status(status)
     return result
+
+
+class _Status(NamedTuple):
+    code: grpc.StatusCode
+    details: str
+    trailing_metadata: tuple[tuple[str, str | bytes], ...]
+
+
+class _Answer(_Status, grpc.Status):
+    """A grpc.Status of our own making (grpc.Status is an interface with no constructor)."""
+
+
+def without_retry(status: grpc.Status) -> grpc.Status:
+    """`status` telling the client's retry policy not to retry (pushback -1): for an UNAVAILABLE
+    answered so close to the caller's deadline that another attempt could only end in
+    DEADLINE_EXCEEDED, hiding the real cause from the caller."""
+    fields: Any = status
+    metadata = (*fields.trailing_metadata, (RETRY_PUSHBACK_METADATA, "-1"))
+    return _Answer(fields.code, fields.details, metadata)
 
 
 def internal_status() -> grpc.Status:

@@ -10,11 +10,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import Protocol, TypeVar, runtime_checkable
 
 from lockservice.model import ChangeEvent, Lease, LockGranted, LockState, LockWaiter, Resource, WaiterFailed
 
-__all__ = ["Notice", "NoticeListener", "Store", "StoredAnswer", "WriteBody", "WriteTxn"]
+__all__ = [
+    "Notice",
+    "NoticeListener",
+    "ReportsAvailability",
+    "Store",
+    "StoredAnswer",
+    "WriteBody",
+    "WriteTxn",
+]
 
 T = TypeVar("T")
 
@@ -234,3 +242,12 @@ class Store(Protocol):
     async def close(self) -> None:
         """Finishes queued writes, then releases the storage."""
         ...
+
+
+@runtime_checkable
+class ReportsAvailability(Protocol):
+    """A store that can become unreachable while serving (a database over a network), and says
+    so: `listener(False)` on the event loop when it does, `listener(True)` when it is back.
+    (An embedded SQLite file cannot be unreachable; a full disk fails writes only.)"""
+
+    def watch_availability(self, listener: Callable[[bool], None]) -> None: ...

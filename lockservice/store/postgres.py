@@ -14,6 +14,13 @@ the `events` table in revision order by every replica (`_pump_events`), woken by
 lock hand-overs are NOTIFY payloads that wake the waiting call on whichever replica holds it.
 
 Time for leases comes from the database clock (`clock_timestamp()`), never the replicas'.
+
+Outages: a call waits for a connection no longer than `lockservice.deadlines.store_deadline()`
+(its caller's deadline, at most 5 s), then answers StoreUnavailable. A probe (`SELECT 1` through
+the pool every 2 s, and a direct connection when the pool has none to give, which tells an
+unreachable database from a busy pool) decides whether the database is reachable; the change is
+logged once (then once every 30 s while it lasts) and told to `watch_availability` listeners
+(gRPC health). The pool's own reconnection messages are silenced: the probe reports the cause.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ import json
 import random
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any, TypeVar
 
@@ -35,6 +42,7 @@ import structlog
 from psycopg import errors as pg_errors
 
 from lockservice.codec import decode_lock_view, encode_lock_view
+from lockservice.deadlines import store_deadline
 from lockservice.errors import LockserviceError, StoreUnavailable
 from lockservice.model import (
     ChangeEvent,
@@ -47,7 +55,16 @@ from lockservice.model import (
     WaiterFailed,
 )
 from lockservice.store.base import Notice, NoticeListener, StoredAnswer, WriteTxn
+from lockservice.store.outage import AvailabilityListener, Outage, disk_full_error
 from lockservice.store.pages import event_page, resource_page, version_page
+from lockservice.store.postgres_connections import (
+    CONNECT_TIMEOUT_SECONDS,
+    await_database,
+    connection_cause,
+    describe_target,
+    probe,
+    quiet_pool_log,
+)
 from lockservice.store.postgres_schema import migrate
 from lockservice.store.rows import (
     EVENT_COLUMNS,
@@ -82,6 +99,14 @@ _ANSWERS_TABLE = "request_answers"
 _NOW_SQL = "SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint"
 _PUMP_PAGE = 1000
 _MAINTENANCE_SECONDS = 10.0
+# The pool gives up re-connecting after this long, and tries again when a call asks for a
+# connection: recovery is noticed at once, never after the pool's own backoff (up to minutes).
+_RECONNECT_SECONDS = 2.0
+# The availability probe: how often while reachable, and while not; its connection wait.
+_PROBE_SECONDS = 2.0
+_PROBE_DOWN_SECONDS = 1.0
+_LISTEN_RETRY_SECONDS = (0.5, 4.0)
+_CONNECTION_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError, psycopg_pool.PoolTimeout)
 
 _META_COLUMNS = metadata_columns("''::bytea")
 
@@ -339,7 +364,18 @@ class SecondAnswer(RuntimeError):
 
 
 def _unavailable(error: BaseException) -> StoreUnavailable:
+    if isinstance(error, pg_errors.DiskFull):
+        return disk_full_error()
+    if isinstance(error, psycopg_pool.PoolTimeout):
+        return StoreUnavailable(
+            "the database is unavailable: no connection within the call's deadline (the database "
+            "is unreachable or every connection is busy); retry with the same request_id"
+        )
     return StoreUnavailable(f"the database is unavailable: {error.__class__.__name__}")
+
+
+def _wait(deadline: float) -> float:
+    return max(0.0, deadline - time.monotonic())
 
 
 class PostgresStore:
@@ -358,13 +394,15 @@ class PostgresStore:
         self._history = history_versions
         self._answer_retention_us = request_id_retention_seconds * 1_000_000
         self._watch_history = watch_history_revisions
+        self._target = describe_target(url)
         self._pool = psycopg_pool.ConnectionPool(
             url,
             min_size=1,
             max_size=pool_size,
             open=False,
             timeout=5.0,
-            kwargs={"autocommit": True},
+            reconnect_timeout=_RECONNECT_SECONDS,
+            kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_SECONDS},
             check=psycopg_pool.ConnectionPool.check_connection,
         )
         self._executor = ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="postgres")
@@ -378,27 +416,57 @@ class PostgresStore:
         self._known_compacted = 0
         self._commit_observers: list[Callable[[int, float], None]] = []
         self._pruning: asyncio.Future[None] | None = None
+        self._probe_now = asyncio.Event()
+        self._availability = Outage(
+            _log,
+            started="database unreachable",
+            ongoing="database still unreachable",
+            ended="database reachable again",
+            database=self._target,
+        )
+        self._disk_full = Outage(
+            _log,
+            started="the store's disk is full",
+            ongoing="the store's disk is still full",
+            ended="writes succeed again",
+            level="error",
+            database=self._target,
+        )
+        self._listen_lost = Outage(
+            _log,
+            started="listen connection lost; reconnecting",
+            ongoing="listen connection still lost",
+            ended="listen connection restored",
+            database=self._target,
+        )
 
     # -- lifecycle --------------------------------------------------------------------------
 
     @classmethod
     async def open(cls, url: str, **options: Any) -> PostgresStore:
+        quiet_pool_log()
         store = cls(url, **options)
         loop = asyncio.get_running_loop()
         try:
             await loop.run_in_executor(store._executor, store._open)
         except (psycopg.Error, psycopg_pool.PoolTimeout) as error:
             await store.close()
-            detail = str(error).splitlines()[0] if str(error) else error.__class__.__name__
-            raise StoreUnavailable(f"cannot reach PostgreSQL at the --store URL: {detail}") from None
+            raise StoreUnavailable(
+                f"cannot use PostgreSQL at {store._target}: {connection_cause(error)}"
+            ) from None
+        except StoreUnavailable:
+            await store.close()
+            raise
         store._tasks = [
             loop.create_task(store._listen(), name="postgres-listen"),
             loop.create_task(store._pump_events(), name="postgres-events"),
             loop.create_task(store._maintain(), name="postgres-maintenance"),
+            loop.create_task(store._probe_availability(), name="postgres-probe"),
         ]
         return store
 
     def _open(self) -> None:
+        await_database(self._url, self._target)
         self._pool.open(wait=True, timeout=10.0)
         with self._pool.connection() as conn:
             migrate(conn)
@@ -425,12 +493,56 @@ class PostgresStore:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        self._probe_now.set()
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, self._pool.close)
         self._executor.shutdown(wait=True)
 
     def subscribe(self, listener: NoticeListener) -> None:
         self._listeners.append(listener)
+
+    def watch_availability(self, listener: AvailabilityListener) -> None:
+        """Calls `listener(False)` on the event loop when the database becomes unreachable, and
+        `listener(True)` when it is back."""
+        self._availability.subscribe(listener)
+
+    async def _probe_availability(self) -> None:
+        """Asks the database every few seconds (at once after a failed call) whether it is
+        reachable, and reports the changes."""
+        loop = asyncio.get_running_loop()
+        while not self._closed:
+            self._probe_now.clear()
+            cause = await loop.run_in_executor(None, probe, self._pool, self._url)
+            if self._closed:
+                return
+            if cause is None:
+                self._availability.ended()
+            else:
+                self._availability.failed(cause)
+            pause = _PROBE_DOWN_SECONDS if self._availability.active else _PROBE_SECONDS
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._probe_now.wait(), pause)
+
+    async def _in_executor(self, deadline: float, function: Callable[..., T], *args: Any) -> T:
+        """Runs `function` on the store's threads; StoreUnavailable if none could start it before
+        `deadline` (every thread busy waiting out an outage). A failure wakes the probe."""
+        job: Future[T] = self._executor.submit(function, *args)
+        running = asyncio.wrap_future(job)
+        try:
+            try:
+                done, _ = await asyncio.wait({running}, timeout=_wait(deadline))
+            except asyncio.CancelledError:
+                running.cancel()  # the caller left: drop the outcome, as `await` would
+                raise
+            if not done and job.cancel():
+                raise StoreUnavailable(
+                    "the database is unavailable: no connection within the call's deadline; "
+                    "retry with the same request_id"
+                )
+            return await running
+        except StoreUnavailable:
+            self._probe_now.set()
+            raise
 
     def observe_commits(self, observer: Callable[[int, float], None]) -> None:
         """Calls `observer(1, seconds)` after every committed body (one transaction each)."""
@@ -458,7 +570,8 @@ class PostgresStore:
         if self._closed:
             raise StoreUnavailable("the store is closed")
         loop = asyncio.get_running_loop()
-        outcome, notices, revision = await loop.run_in_executor(self._executor, self._run_body, body)
+        deadline = store_deadline()
+        outcome, notices, revision = await self._in_executor(deadline, self._run_body, body, deadline)
         lock_notices = [n for n in notices if not isinstance(n, ChangeEvent)]
         if lock_notices:
             self._publish(lock_notices)  # local waiters now; remote ones through NOTIFY
@@ -470,11 +583,15 @@ class PostgresStore:
                 self._pruning.add_done_callback(self._pruned)
         return outcome  # type: ignore[no-any-return]
 
-    def _run_body(self, body: Callable[[WriteTxn], Any]) -> tuple[Any, list[Notice], int | None]:
+    def _run_body(
+        self, body: Callable[[WriteTxn], Any], deadline: float
+    ) -> tuple[Any, list[Notice], int | None]:
         started = time.perf_counter()
         for attempt in range(_MAX_ATTEMPTS):
+            if attempt and time.monotonic() >= deadline:
+                break
             try:
-                with self._pool.connection() as conn, conn.transaction():
+                with self._pool.connection(timeout=_wait(deadline)) as conn, conn.transaction():
                     now_us: int = conn.execute(_NOW_SQL.encode()).fetchone()[0]  # type: ignore[index]
                     txn = _PostgresTxn(conn, now_us, self._history, self._token_floor)
                     outcome = body(txn)
@@ -487,6 +604,7 @@ class PostgresStore:
                         conn.execute(b"SELECT pg_notify(%s, %s)", (_EVENTS_CHANNEL, str(txn.revision)))
                 for observer in self._commit_observers:
                     observer(1, time.perf_counter() - started)
+                self._disk_full.ended()
                 return outcome, txn.notices, txn.revision
             except LockserviceError:
                 raise
@@ -496,24 +614,29 @@ class PostgresStore:
                         f"a second answer for one request: {error.diag.message_detail}"
                     ) from error
                 time.sleep(min(0.05, 0.001 * 2**attempt) * random.random())
-            except (psycopg.OperationalError, psycopg.InterfaceError, psycopg_pool.PoolTimeout) as error:
+            except _CONNECTION_ERRORS as error:
+                if isinstance(error, pg_errors.DiskFull):
+                    self._disk_full.failed(connection_cause(error))
                 raise _unavailable(error) from None
             except psycopg.errors.AdminShutdown as error:
                 raise _unavailable(error) from None
-        raise StoreUnavailable(
-            f"the write could not complete after {_MAX_ATTEMPTS} attempts under contention"
-        )
+        raise StoreUnavailable("the write could not complete in time under contention; retry")
 
     # -- change and notice delivery ----------------------------------------------------------
 
     async def _listen(self) -> None:
         """Relays NOTIFY: lock notices to listeners, event revisions to the pump. Reconnects."""
+        retry = _LISTEN_RETRY_SECONDS[0]
         while not self._closed:
             try:
-                aconn = await psycopg.AsyncConnection.connect(self._url, autocommit=True)
+                aconn = await psycopg.AsyncConnection.connect(
+                    self._url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_SECONDS
+                )
                 async with aconn:
                     await aconn.execute(f"LISTEN {_EVENTS_CHANNEL}".encode())
                     await aconn.execute(f"LISTEN {_LOCKS_CHANNEL}".encode())
+                    self._listen_lost.ended()
+                    retry = _LISTEN_RETRY_SECONDS[0]
                     self._pump_wake.set()  # catch up on anything committed while disconnected
                     async for notify in aconn.notifies():
                         if notify.channel == _LOCKS_CHANNEL:
@@ -523,8 +646,10 @@ class PostgresStore:
             except asyncio.CancelledError:
                 raise
             except (psycopg.Error, OSError) as error:
-                _log.warning("listen connection lost; reconnecting", error=error.__class__.__name__)
-                await asyncio.sleep(0.5)
+                self._listen_lost.failed(connection_cause(error))
+                self._probe_now.set()
+                await asyncio.sleep(retry)
+                retry = min(retry * 2, _LISTEN_RETRY_SECONDS[1])
 
     async def _pump_events(self) -> None:
         """Publishes committed events in revision order, whichever replica wrote them."""
@@ -555,11 +680,12 @@ class PostgresStore:
                 await loop.run_in_executor(self._executor, self._measure_clock)
                 await loop.run_in_executor(self._executor, self._prune)
             except (psycopg.Error, psycopg_pool.PoolTimeout) as error:
-                _log.warning("maintenance failed", error=error.__class__.__name__)
+                if not self._availability.active:  # else the outage is reported already
+                    _log.warning("maintenance failed", error=error.__class__.__name__)
 
     def _pruned(self, future: asyncio.Future[None]) -> None:
         self._pruning = None
-        if not future.cancelled() and future.exception() is not None:
+        if not future.cancelled() and future.exception() is not None and not self._availability.active:
             _log.warning("pruning failed", error=future.exception().__class__.__name__)
 
     def _prune(self) -> None:
@@ -581,17 +707,18 @@ class PostgresStore:
 
     # -- reads ------------------------------------------------------------------------------
 
-    def _query(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
+    def _query(self, sql: str, params: tuple[Any, ...], deadline: float) -> list[Any]:
         try:
-            with self._pool.connection() as conn:
+            with self._pool.connection(timeout=_wait(deadline)) as conn:
                 return conn.execute(sql.encode(), params).fetchall()
-        except (psycopg.OperationalError, psycopg.InterfaceError, psycopg_pool.PoolTimeout) as error:
+        except _CONNECTION_ERRORS as error:
             raise _unavailable(error) from None
 
     async def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
         if self._closed:
             raise StoreUnavailable("the store is closed")
-        return await asyncio.get_running_loop().run_in_executor(self._executor, self._query, sql, params)
+        deadline = store_deadline()
+        return await self._in_executor(deadline, self._query, sql, params, deadline)
 
     async def get(self, key: str) -> Resource | None:
         rows = await self._read(f"SELECT {RESOURCE_COLUMNS} FROM resources WHERE key = %s", (key,))

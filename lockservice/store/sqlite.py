@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -27,9 +28,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
+import structlog
+
 from lockservice.errors import StoreUnavailable
 from lockservice.model import ChangeEvent, EventType, Lease, LockState, LockWaiter, Resource
 from lockservice.store.base import Notice, NoticeListener, StoredAnswer, WriteTxn
+from lockservice.store.outage import Outage, disk_full_error
 from lockservice.store.pages import event_page, resource_page, version_page
 from lockservice.store.read_cache import ReadCache
 from lockservice.store.rows import (
@@ -50,6 +54,8 @@ from lockservice.store.rows import (
 from lockservice.store.sqlite_schema import migrate
 
 __all__ = ["SqliteStore"]
+
+_log = structlog.get_logger("lockservice.store.sqlite")
 
 T = TypeVar("T")
 
@@ -73,6 +79,53 @@ _PRUNE_EVERY_SECONDS = 60.0
 _PRUNE_BATCH_ROWS = 10_000
 
 _META_COLUMNS = metadata_columns("x''")
+
+# What an operator should read for SQLite's result codes (extended codes share the prefix).
+_SQLITE_CAUSES = {
+    "SQLITE_NOTADB": "the file is not a SQLite database (garbage, or another kind of file)",
+    "SQLITE_CORRUPT": "the database file is corrupt (damaged or truncated); restore it from a backup",
+    "SQLITE_READONLY": "the file or its directory is read-only",
+    "SQLITE_CANTOPEN": "the file cannot be opened or created (check the directory and its permissions)",
+    "SQLITE_FULL": "the disk is full",
+    "SQLITE_IOERR": "an I/O error (a failing or vanished disk?)",
+    "SQLITE_PERM": "permission denied",
+}
+_STORAGE_FAILURES = (
+    "SQLITE_FULL",
+    "SQLITE_IOERR",
+    "SQLITE_CORRUPT",
+    "SQLITE_NOTADB",
+    "SQLITE_READONLY",
+    "SQLITE_CANTOPEN",
+    "SQLITE_NOMEM",
+)
+_OS_CAUSES = {
+    errno.EROFS: "the file or its directory is read-only (a read-only file system)",
+    errno.EACCES: "permission denied: the file or its directory is read-only to this user",
+    errno.EPERM: "permission denied: the file or its directory is read-only to this user",
+    errno.ENOSPC: "the disk is full",
+}
+
+
+def _error_name(error: sqlite3.Error) -> str:
+    return getattr(error, "sqlite_errorname", "") or error.__class__.__name__
+
+
+def _storage_failed(error: sqlite3.Error, conn: sqlite3.Connection) -> bool:
+    """The disk or the file failed, not a statement (or SQLite ended the transaction): nothing
+    in this transaction can commit."""
+    return _error_name(error).startswith(_STORAGE_FAILURES) or not conn.in_transaction
+
+
+def _cause(error: sqlite3.Error | OSError) -> str:
+    """One line an operator can act on, with SQLite's code name for searching."""
+    if isinstance(error, OSError):
+        return _OS_CAUSES.get(error.errno or 0, error.strerror or str(error))
+    name = _error_name(error)
+    for prefix, text in _SQLITE_CAUSES.items():
+        if name.startswith(prefix):
+            return f"{text} ({name})"
+    return f"{error} ({name})"
 
 
 def _now_us() -> int:
@@ -350,6 +403,25 @@ class SqliteStore:
         self._waiter_counts: dict[str, int] = {}
         self._cache = ReadCache(_READ_CACHE_ENTRIES, read_cache_bytes)
         self._page_cache_kib = max(page_cache_bytes // 1024, 1024)
+        self._compacted_in_writer = 0
+        self._compacted_published = 0
+        # Failed commits, logged at error without flooding the log (one line, then one every 30 s).
+        self._disk_full = Outage(
+            _log,
+            started="the store's disk is full",
+            ongoing="the store's disk is still full",
+            ended="writes succeed again",
+            level="error",
+            database=path,
+        )
+        self._commit_failing = Outage(
+            _log,
+            started="the database could not commit",
+            ongoing="the database still cannot commit",
+            ended="writes succeed again",
+            level="error",
+            database=path,
+        )
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -360,9 +432,22 @@ class SqliteStore:
         return store
 
     def _open(self) -> None:
+        """Opens the file; any failure is a StoreUnavailable naming the file and the cause."""
         directory = os.path.dirname(os.path.abspath(self._path))
         if not os.path.isdir(directory):
             raise StoreUnavailable(f"the directory of the database does not exist: {directory}")
+        try:
+            self._open_file()
+        except (sqlite3.Error, OSError) as error:
+            if self._reader is not None:
+                self._reader.close()
+                self._reader = None
+            if self._lock_file is not None:
+                os.close(self._lock_file)
+                self._lock_file = None
+            raise StoreUnavailable(f"cannot open the database {self._path}: {_cause(error)}") from None
+
+    def _open_file(self) -> None:
         self._lock_file = os.open(self._path + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -373,23 +458,29 @@ class SqliteStore:
                 f"the database {self._path} is in use by another lockservice process"
             ) from None
         conn = self._connect()
-        migrate(conn)
-        self._revision = conn.execute("SELECT value FROM meta WHERE name = 'revision'").fetchone()[0]
-        self._compacted = conn.execute("SELECT value FROM meta WHERE name = 'compacted_revision'").fetchone()[
-            0
-        ]
-        floor = conn.execute("SELECT value FROM meta WHERE name = 'token_floor'").fetchone()
-        self._token_floor = 0 if floor is None else floor[0]
-        # Waiters belong to calls of the previous process, which are gone with it.
-        conn.execute("DELETE FROM lock_waiters")
-        conn.close()
+        try:
+            migrate(conn)
+            self._revision = conn.execute("SELECT value FROM meta WHERE name = 'revision'").fetchone()[0]
+            self._compacted = conn.execute(
+                "SELECT value FROM meta WHERE name = 'compacted_revision'"
+            ).fetchone()[0]
+            floor = conn.execute("SELECT value FROM meta WHERE name = 'token_floor'").fetchone()
+            self._token_floor = 0 if floor is None else floor[0]
+            # Waiters belong to calls of the previous process, which are gone with it.
+            conn.execute("DELETE FROM lock_waiters")
+        finally:
+            conn.close()
         self._reader = self._connect()
-        ready = threading.Event()
+        # The writer's connection is made here, so a file it cannot open fails the start.
+        writer = self._connect()
+        for statement in _TEMP_WAITERS:
+            writer.execute(statement)
+        self._compacted_in_writer = self._compacted
+        self._compacted_published = self._compacted
         self._writer = threading.Thread(
-            target=self._write_loop, args=(ready,), name="sqlite-writer", daemon=True
+            target=self._write_loop, args=(writer,), name="sqlite-writer", daemon=True
         )
         self._writer.start()
-        ready.wait()
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False, timeout=5.0)
@@ -423,14 +514,8 @@ class SqliteStore:
         self._queue.put(_Pending(body, future, loop))
         return await future
 
-    def _write_loop(self, ready: threading.Event) -> None:
-        conn = self._connect()
-        for statement in _TEMP_WAITERS:
-            conn.execute(statement)
+    def _write_loop(self, conn: sqlite3.Connection) -> None:
         revision = self._revision
-        self._compacted_in_writer = self._compacted
-        self._compacted_published = self._compacted
-        ready.set()
         while True:
             first = self._queue.get()
             if first is None:
@@ -455,6 +540,7 @@ class SqliteStore:
     def _commit_batch(self, conn: sqlite3.Connection, batch: list[_Pending], revision: int) -> int:
         started = time.perf_counter()
         start_revision = revision
+        start_compacted = self._compacted_in_writer
         now = _now_us()
         waiter_changes: dict[str, int] = {}
         try:
@@ -466,6 +552,8 @@ class SqliteStore:
                 try:
                     pending.outcome = pending.body(txn)
                 except BaseException as error:
+                    if isinstance(error, sqlite3.Error) and _storage_failed(error, conn):
+                        raise  # the storage failed, not the body: the whole batch fails with it
                     conn.execute("ROLLBACK TO body")
                     pending.error = error
                 else:
@@ -484,16 +572,28 @@ class SqliteStore:
             for observer in self._commit_observers:
                 observer(len(batch), time.perf_counter() - started)
             self._compacted_published = compacted
+            self._disk_full.ended()
+            self._commit_failing.ended()
             return revision
         except sqlite3.Error as error:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
-            failure = StoreUnavailable(f"the database could not commit: {error.__class__.__name__}")
+            self._compacted_in_writer = start_compacted  # its pruning was rolled back too
+            failure = self._commit_failure(error)
             for pending in batch:
                 pending.outcome = None
                 pending.error = failure
                 pending.notices = None
             return start_revision
+
+    def _commit_failure(self, error: sqlite3.Error) -> StoreUnavailable:
+        """Logs a failed commit (rate-limited) and says what the callers get."""
+        name = _error_name(error)
+        if name == "SQLITE_FULL":
+            self._disk_full.failed(_cause(error))
+            return disk_full_error()
+        self._commit_failing.failed(_cause(error))
+        return StoreUnavailable(f"the database could not commit: {_cause(error)}", metadata={"cause": name})
 
     def _publish_waiter_counts(self, changes: dict[str, int]) -> None:
         counts = dict(self._waiter_counts)

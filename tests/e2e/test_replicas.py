@@ -5,11 +5,8 @@ PostgreSQL-specific by nature: SQLite serves one process per file.
 
 from __future__ import annotations
 
-import contextlib
-import socket
 import threading
 import time
-from collections.abc import Iterator
 
 import grpc
 import pytest
@@ -17,6 +14,7 @@ from google.protobuf.duration_pb2 import Duration
 
 from lockservice.v1 import lease_pb2, lease_pb2_grpc, lock_pb2, lock_pb2_grpc, resource_pb2, resource_pb2_grpc
 from tests.conftest import ServerProcess
+from tests.e2e.db_proxy import DatabaseProxy
 from tests.e2e.support import ServerFactory, expect_failure, get
 from tests.e2e.test_watch import watching
 from tests.grpc_errors import decode
@@ -265,75 +263,11 @@ def test_a_killed_replica_loses_nothing_and_its_leases_expire_elsewhere(
         )
 
 
-class _Proxy:
-    """A TCP forwarder on loopback that the test can cut and restore, to play a lost database."""
-
-    def __init__(self, target_port: int) -> None:
-        self._target = ("127.0.0.1", target_port)
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port: int = self._listener.getsockname()[1]
-        self._open = threading.Event()
-        self._open.set()
-        self._sockets: list[socket.socket] = []
-        self._guard = threading.Lock()
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self._listener.accept()
-            except OSError:
-                return
-            if not self._open.is_set():
-                client.close()
-                continue
-            upstream = socket.create_connection(self._target)
-            with self._guard:
-                self._sockets += [client, upstream]
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pipe(source: socket.socket, sink: socket.socket) -> None:
-        try:
-            while data := source.recv(65536):
-                sink.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for sock in (source, sink):
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
-
-    def cut(self) -> None:
-        self._open.clear()
-        with self._guard:
-            for sock in self._sockets:
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
-                sock.close()
-            self._sockets.clear()
-
-    def restore(self) -> None:
-        self._open.set()
-
-    def close(self) -> None:
-        self.cut()
-        self._listener.close()
-
-
-@pytest.fixture
-def proxy() -> Iterator[_Proxy]:
-    forwarder = _Proxy(5432)
-    yield forwarder
-    forwarder.close()
-
-
 def test_a_lost_database_answers_unavailable_and_recovers(
-    server_factory: ServerFactory, proxy: _Proxy, prefix: str
+    server_factory: ServerFactory, proxy: DatabaseProxy, prefix: str
 ) -> None:
     direct = server_factory()
-    url = direct.store_url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
+    url = proxy.route(direct.store_url)
     server = server_factory(store_url=url).start()
     with grpc.insecure_channel(server.address) as channel:
         stub = resource_pb2_grpc.ResourceServiceStub(channel)

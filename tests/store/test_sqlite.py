@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
@@ -172,5 +173,39 @@ def test_reads_from_memory_follow_every_commit(tmp_path: Path) -> None:
             assert again is not None and again.value == b"9"
         finally:
             await reopened.close()
+
+    asyncio.run(scenario())
+
+
+def _limit_pages(pages: int) -> Callable[[WriteTxn], None]:
+    """A body that caps the database at `pages` pages (at least its current size) on the writer's
+    connection: SQLite then answers SQLITE_FULL as it does on a full disk."""
+
+    def body(txn: WriteTxn) -> None:
+        cast(Any, txn)._conn.execute(f"PRAGMA max_page_count = {pages}")
+
+    return body
+
+
+def test_a_full_database_refuses_writes_keeps_reads_and_recovers(tmp_path: Path) -> None:
+    """The disk-full path without mounting a small disk (tests/e2e/test_disk_full.py fills a
+    real one where mounting is allowed)."""
+
+    async def scenario() -> None:
+        store = await SqliteStore.open(str(tmp_path / "db.sqlite"))
+        try:
+            await store.write(_put("kept", b"v"))
+            await store.write(_limit_pages(1))
+            with pytest.raises(StoreUnavailable, match=r"^the store's disk is full") as caught:
+                for index in range(64):
+                    await store.write(_put(f"k{index}", b"x" * 32 * 1024))
+            assert caught.value.metadata == {"cause": "DISK_FULL"}
+            listed = await store.list_resources("", "", 10, with_values=True)
+            assert [(r.key, r.value) for r in listed] == [("kept", b"v")]
+            await store.write(_limit_pages(1_000_000))
+            after = await store.write(_put("after", b"y"))
+            assert after.mod_revision == 2
+        finally:
+            await store.close()
 
     asyncio.run(scenario())
