@@ -184,6 +184,8 @@ class ConflictState:
     expire_time_us: int = 0
     lease_id: str = ""
     extra: dict[str, str] = field(default_factory=dict)
+    # The caller may not read `key`: every field of the state is blank (`core.visibility`).
+    withheld: bool = False
 
 
 @dataclass(frozen=True, slots=True)

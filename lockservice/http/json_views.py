@@ -157,7 +157,15 @@ def revoke_json(reply: lease_pb2.RevokeLeaseResponse) -> JsonObject:
 
 
 def conflict_json(detail: errors_pb2.ConflictDetail) -> JsonObject:
-    """The current state a conflict reports, field for field as `lockservice.v1.ConflictDetail`."""
+    """The current state a conflict reports, field for field as `lockservice.v1.ConflictDetail`;
+    when the state is withheld from the caller, only the fields that echo the request."""
+    if detail.state_withheld:
+        return {
+            "key": detail.key,
+            "expected": detail.expected,
+            "compare_index": detail.compare_index,
+            "state_withheld": True,
+        }
     return {
         "key": detail.key,
         "exists": detail.exists,

@@ -24,7 +24,7 @@ import structlog
 
 from lockservice.core.quotas import StreamQuota
 from lockservice.errors import InvalidRequestId, LockserviceError, ShuttingDown
-from lockservice.rpc.auth import Guard
+from lockservice.rpc.auth import Guard, visibility
 from lockservice.rpc.decoding import CorruptMessage, corrupt_message_error
 from lockservice.rpc.metrics import RpcMetrics
 from lockservice.rpc.status import grpc_code_for, internal_status, to_grpc_status
@@ -150,10 +150,11 @@ class _Call:
             policy.metrics.observe_call(self.method, self.request, code, reason, seconds)
 
     async def fail(self, policy: CallPolicy, context: Context, error: Exception) -> None:
-        """Answers `error` as its status (a domain error) or INTERNAL (anything else)."""
+        """Answers `error` as its status (a domain error, with only what the caller may see of
+        any conflict's state) or INTERNAL (anything else)."""
         if isinstance(error, LockserviceError):
             self.finish(policy, grpc_code_for(error).name, error.reason)
-            await context.abort_with_status(to_grpc_status(error))
+            await context.abort_with_status(to_grpc_status(visibility().error(error)))
         else:
             _log.error(
                 "rpc failed",
