@@ -138,9 +138,10 @@ Operation = PutOperation | DeleteOperation
 
 @dataclass(frozen=True, slots=True)
 class OperationResult:
-    """For a put, the new state; for a delete, the last state before it."""
+    """For a put, the new state; for a delete, the last state before it (None when the caller
+    may not read the key: `core.visibility`)."""
 
-    resource: Resource
+    resource: Resource | None
     deleted: bool
 
 

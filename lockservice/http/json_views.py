@@ -88,19 +88,21 @@ def version_list_json(page: resource_pb2.ListResourceVersionsResponse, *, with_v
     }
 
 
+def _maybe_resource_json(
+    reply: resource_pb2.DeleteResourceResponse | resource_pb2.OperationResult,
+) -> JsonObject | None:
+    return resource_json(reply.resource) if reply.HasField("resource") else None
+
+
 def delete_json(reply: resource_pb2.DeleteResourceResponse) -> JsonObject:
-    return {
-        "resource": resource_json(reply.resource) if reply.HasField("resource") else None,
-        "revision": reply.revision,
-    }
+    return {"resource": _maybe_resource_json(reply), "revision": reply.revision}
 
 
 def transact_json(reply: resource_pb2.TransactResponse) -> JsonObject:
     return {
         "revision": reply.revision,
         "results": [
-            {"resource": resource_json(result.resource), "deleted": result.deleted}
-            for result in reply.results
+            {"resource": _maybe_resource_json(result), "deleted": result.deleted} for result in reply.results
         ],
     }
 

@@ -192,7 +192,10 @@ _SCHEMAS: JsonObject = {
             "revision": INT64,
             "results": {
                 "type": "array",
-                "items": _object({"resource": ref("Resource"), "deleted": _BOOL}, ["resource", "deleted"]),
+                "items": _object(
+                    {"resource": {"oneOf": [ref("Resource"), {"type": "null"}]}, "deleted": _BOOL},
+                    ["resource", "deleted"],
+                ),
             },
         },
         ["revision", "results"],

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import base64
 import secrets
+import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -458,3 +460,83 @@ def test_http_problems_carry_the_state_only_for_a_reader(
         )
         problem = assert_problem(foreign, 403, "PERMISSION_DENIED", code="PERMISSION_DENIED")
         assert "conflict" not in problem
+
+
+def test_a_write_only_caller_deleting_a_key_does_not_read_its_last_state(
+    channel: grpc.Channel, prefix: str
+) -> None:
+    resources = resource_pb2_grpc.ResourceServiceStub(channel)
+    key, other, seen = f"a/{prefix}/doc", f"a/{prefix}/other", f"a/{prefix}/seen"
+    for name in (key, other, seen):
+        _owned_doc(resources, name)
+
+    deleted = resources.DeleteResource(
+        resource_pb2.DeleteResourceRequest(key=key), metadata=as_("writer"), timeout=10
+    )
+    assert not deleted.HasField("resource")
+    assert deleted.revision > 0
+    transacted = resources.Transact(
+        resource_pb2.TransactRequest(
+            operations=[
+                resource_pb2.Operation(delete=resource_pb2.DeleteOperation(key=other)),
+                resource_pb2.Operation(put=resource_pb2.PutOperation(key=f"a/{prefix}/new", value=b"mine")),
+            ]
+        ),
+        metadata=as_("writer"),
+        timeout=10,
+    )
+    assert [(r.HasField("resource"), r.deleted) for r in transacted.results] == [(False, True), (True, False)]
+    assert transacted.results[1].resource.value == b"mine"
+    for name in (key, other):
+        expect_failure(
+            resources.GetResource,
+            resource_pb2.GetResourceRequest(key=name),
+            grpc.StatusCode.NOT_FOUND,
+            "RESOURCE_NOT_FOUND",
+            metadata=as_("owner"),
+        )
+
+    # A reader's delete answers the last state, as without a policy.
+    read = resources.DeleteResource(
+        resource_pb2.DeleteResourceRequest(key=seen), metadata=as_("reader"), timeout=10
+    )
+    assert (read.resource.key, read.resource.value, read.resource.version) == (seen, b"secret", 1)
+
+
+def test_a_lock_only_caller_releasing_learns_nothing_of_the_next_holder(
+    channel: grpc.Channel, prefix: str
+) -> None:
+    locks = lock_pb2_grpc.LockServiceStub(channel)
+    name = f"a/{prefix}/lock"
+    mine = locks.AcquireLock(
+        lock_pb2.AcquireLockRequest(name=name, ttl_seconds=60, holder="locker-job"),
+        metadata=as_("locker"),
+        timeout=10,
+    )
+    taken: list[lock_pb2.Lock] = []
+    waiter = threading.Thread(
+        target=lambda: taken.append(
+            locks.AcquireLock(
+                lock_pb2.AcquireLockRequest(
+                    name=name, ttl_seconds=60, holder="owner-next", wait_timeout=Duration(seconds=30)
+                ),
+                metadata=as_("owner"),
+                timeout=40,
+            )
+        )
+    )
+    waiter.start()
+    deadline = time.monotonic() + 20
+    while locks.GetLock(lock_pb2.GetLockRequest(name=name), metadata=as_("owner"), timeout=10).waiters < 1:
+        assert time.monotonic() < deadline, "the owner's acquire never queued"
+        time.sleep(0.05)
+
+    released = locks.ReleaseLock(
+        lock_pb2.ReleaseLockRequest(name=name, token=mine.token), metadata=as_("locker"), timeout=10
+    ).lock
+    waiter.join(timeout=30)
+    assert [lock.holder for lock in taken] == ["owner-next"]
+    # The lock as the caller's release left it: free, its own token; not the waiter that took it.
+    assert released == lock_pb2.Lock(name=name, token=mine.token, lock_delay=released.lock_delay)
+    assert released.lock_delay.ToNanoseconds() == 0
+    assert taken[0].token == mine.token + 1
