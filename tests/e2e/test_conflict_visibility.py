@@ -461,6 +461,11 @@ def test_http_problems_carry_the_state_only_for_a_reader(
         problem = assert_problem(foreign, 403, "PERMISSION_DENIED", code="PERMISSION_DENIED")
         assert "conflict" not in problem
 
+        deleted = http.delete(path, headers=_http("writer"))
+        assert deleted.status_code == 200, deleted.text
+        assert deleted.json() == {"resource": None, "revision": deleted.json()["revision"]}
+        assert deleted.json()["revision"] > 0
+
 
 def test_a_write_only_caller_deleting_a_key_does_not_read_its_last_state(
     channel: grpc.Channel, prefix: str
