@@ -70,26 +70,34 @@ def decode_resource(answer: str) -> Resource:
     return _resource_from_dict(json.loads(answer))
 
 
+def _maybe_resource_to_dict(resource: Resource | None) -> dict[str, Any] | None:
+    return None if resource is None else _resource_to_dict(resource)
+
+
+def _maybe_resource_from_dict(data: dict[str, Any] | None) -> Resource | None:
+    return None if data is None else _resource_from_dict(data)
+
+
 def encode_delete_result(result: DeleteResult) -> str:
-    resource = None if result.resource is None else _resource_to_dict(result.resource)
-    return json.dumps({"resource": resource, "revision": result.revision})
+    return json.dumps({"resource": _maybe_resource_to_dict(result.resource), "revision": result.revision})
 
 
 def decode_delete_result(answer: str) -> DeleteResult:
     data = json.loads(answer)
-    resource = None if data["resource"] is None else _resource_from_dict(data["resource"])
-    return DeleteResult(resource=resource, revision=data["revision"])
+    return DeleteResult(resource=_maybe_resource_from_dict(data["resource"]), revision=data["revision"])
 
 
 def encode_transact_result(result: TransactResult) -> str:
-    results = [{"resource": _resource_to_dict(r.resource), "deleted": r.deleted} for r in result.results]
+    results = [
+        {"resource": _maybe_resource_to_dict(r.resource), "deleted": r.deleted} for r in result.results
+    ]
     return json.dumps({"revision": result.revision, "results": results})
 
 
 def decode_transact_result(answer: str) -> TransactResult:
     data = json.loads(answer)
     results = tuple(
-        OperationResult(resource=_resource_from_dict(r["resource"]), deleted=r["deleted"])
+        OperationResult(resource=_maybe_resource_from_dict(r["resource"]), deleted=r["deleted"])
         for r in data["results"]
     )
     return TransactResult(revision=data["revision"], results=results)

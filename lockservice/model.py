@@ -153,9 +153,10 @@ Operation = PutOperation | DeleteOperation
 
 @dataclass(frozen=True, slots=True)
 class OperationResult:
-    """For a put, the new state; for a delete, the last state before it."""
+    """For a put, the new state; for a delete, the last state before it (None when the caller
+    may not read the key: `core.visibility`)."""
 
-    resource: Resource
+    resource: Resource | None
     deleted: bool
 
 
@@ -199,6 +200,8 @@ class ConflictState:
     expire_time_us: int = 0
     lease_id: str = ""
     extra: dict[str, str] = field(default_factory=dict)
+    # The caller may not read `key`: every field of the state is blank (`core.visibility`).
+    withheld: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -88,19 +88,21 @@ def version_list_json(page: resource_pb2.ListResourceVersionsResponse, *, with_v
     }
 
 
+def _maybe_resource_json(
+    reply: resource_pb2.DeleteResourceResponse | resource_pb2.OperationResult,
+) -> JsonObject | None:
+    return resource_json(reply.resource) if reply.HasField("resource") else None
+
+
 def delete_json(reply: resource_pb2.DeleteResourceResponse) -> JsonObject:
-    return {
-        "resource": resource_json(reply.resource) if reply.HasField("resource") else None,
-        "revision": reply.revision,
-    }
+    return {"resource": _maybe_resource_json(reply), "revision": reply.revision}
 
 
 def transact_json(reply: resource_pb2.TransactResponse) -> JsonObject:
     return {
         "revision": reply.revision,
         "results": [
-            {"resource": resource_json(result.resource), "deleted": result.deleted}
-            for result in reply.results
+            {"resource": _maybe_resource_json(result), "deleted": result.deleted} for result in reply.results
         ],
     }
 
@@ -157,7 +159,15 @@ def revoke_json(reply: lease_pb2.RevokeLeaseResponse) -> JsonObject:
 
 
 def conflict_json(detail: errors_pb2.ConflictDetail) -> JsonObject:
-    """The current state a conflict reports, field for field as `lockservice.v1.ConflictDetail`."""
+    """The current state a conflict reports, field for field as `lockservice.v1.ConflictDetail`;
+    when the state is withheld from the caller, only the fields that echo the request."""
+    if detail.state_withheld:
+        return {
+            "key": detail.key,
+            "expected": detail.expected,
+            "compare_index": detail.compare_index,
+            "state_withheld": True,
+        }
     return {
         "key": detail.key,
         "exists": detail.exists,

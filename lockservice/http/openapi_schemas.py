@@ -79,6 +79,13 @@ _CONFLICT: JsonObject = {
     "current_content_type": _STRING,
     "current_value_base64": _NULLABLE_BYTES,
 }
+# A conflict whose state the caller may not read (no read right on its key): what it echoes.
+_WITHHELD_CONFLICT: JsonObject = {
+    "key": _STRING,
+    "expected": _STRING,
+    "compare_index": INT32,
+    "state_withheld": {"type": "boolean", "enum": [True]},
+}
 _LOCK: JsonObject = {
     "name": _STRING,
     "held": _BOOL,
@@ -185,7 +192,10 @@ _SCHEMAS: JsonObject = {
             "revision": INT64,
             "results": {
                 "type": "array",
-                "items": _object({"resource": ref("Resource"), "deleted": _BOOL}, ["resource", "deleted"]),
+                "items": _object(
+                    {"resource": {"oneOf": [ref("Resource"), {"type": "null"}]}, "deleted": _BOOL},
+                    ["resource", "deleted"],
+                ),
             },
         },
         ["revision", "results"],
@@ -234,7 +244,11 @@ _SCHEMAS: JsonObject = {
         ["revision", "released_locks", "deleted_keys"],
     ),
     "Health": _object({"status": _STRING}, ["status"]),
-    "Conflict": _object(_CONFLICT, _all(_CONFLICT)),
+    "Conflict": {
+        "description": "The current state, or (state_withheld) only the echo of the request when the "
+        "caller has no read right on the key or lock.",
+        "oneOf": [_object(_CONFLICT, _all(_CONFLICT)), _object(_WITHHELD_CONFLICT, _all(_WITHHELD_CONFLICT))],
+    },
     "Problem": _object(_PROBLEM, ["type", "title", "status", "detail", "instance", "code"], closed=False),
 }
 

@@ -13,8 +13,9 @@ local transport and only with the right secret, so no other caller can claim an 
 HTTP caller ever gets one it did not prove.
 
 The identity of the current call is kept in a context variable (each gRPC call runs in its own
-task, so its own context) for the servicers, which pass it to the core as the owner of leases.
-Nothing here runs, and nothing costs, when authentication is off.
+task, so its own context) for the servicers, which pass it to the core as the owner of leases;
+with a policy, so is what the caller may see (`core.visibility`), which every error answer goes
+through. Nothing here runs, and nothing costs, when authentication is off.
 """
 
 from __future__ import annotations
@@ -28,19 +29,28 @@ import grpc
 
 from lockservice.authfiles import token_digest
 from lockservice.core.access import AccessPolicy
+from lockservice.core.visibility import EVERYTHING, Visibility
 from lockservice.errors import Unauthenticated
 from lockservice.http.identity import ADAPTER_SECRET_METADATA, CLIENT_IDENTITY_METADATA
 from lockservice.rpc.permissions import required_access
 
-__all__ = ["Guard", "caller"]
+__all__ = ["Guard", "caller", "visibility"]
 
 _caller: contextvars.ContextVar[str | None] = contextvars.ContextVar("lockservice_caller", default=None)
+_visibility: contextvars.ContextVar[Visibility] = contextvars.ContextVar(
+    "lockservice_visibility", default=EVERYTHING
+)
 _BEARER = "bearer "
 
 
 def caller() -> str | None:
     """The authenticated identity of the current call; None when authentication is off."""
     return _caller.get()
+
+
+def visibility() -> Visibility:
+    """What the caller of the current call may see; everything without a policy."""
+    return _visibility.get()
 
 
 def _certificate_identity(context: grpc.aio.ServicerContext[Any, Any]) -> str | None:
@@ -118,5 +128,6 @@ class Guard:
         if self._policy is not None:
             for right, key, whole_prefix in required_access(method, request):
                 self._policy.check(identity, right, key, whole_prefix=whole_prefix)
+            _visibility.set(Visibility(self._policy, identity))
         _caller.set(identity)
         return identity

@@ -28,7 +28,7 @@ import structlog
 from lockservice.core.quotas import StreamQuota
 from lockservice.deadlines import begin_call, end_call
 from lockservice.errors import InvalidRequestId, LockserviceError, ShuttingDown
-from lockservice.rpc.auth import Guard
+from lockservice.rpc.auth import Guard, visibility
 from lockservice.rpc.decoding import CorruptMessage, corrupt_message_error
 from lockservice.rpc.metrics import RpcMetrics
 from lockservice.rpc.status import grpc_code_for, internal_status, to_grpc_status, without_retry
@@ -157,11 +157,12 @@ class _Call:
             policy.metrics.observe_call(self.method, self.request, code, reason, seconds)
 
     async def fail(self, policy: CallPolicy, context: Context, error: Exception) -> None:
-        """Answers `error` as its status (a domain error) or INTERNAL (anything else)."""
+        """Answers `error` as its status (a domain error, with only what the caller may see of
+        any conflict's state) or INTERNAL (anything else)."""
         if isinstance(error, LockserviceError):
             code = grpc_code_for(error)
             self.finish(policy, code.name, error.reason)
-            status = to_grpc_status(error)
+            status = to_grpc_status(visibility().error(error))
             if code is grpc.StatusCode.UNAVAILABLE:
                 remaining = context.time_remaining()
                 if remaining is not None and remaining < _RETRY_FLOOR_SECONDS:

@@ -135,11 +135,14 @@ def delete_request(m: resource_pb2.DeleteResourceRequest, owner: str | None = No
     )
 
 
+def _maybe_resource(resource: Resource | None) -> resource_pb2.Resource | None:
+    return None if resource is None else resource_to_proto(resource)
+
+
 def delete_response(result: DeleteResult) -> resource_pb2.DeleteResourceResponse:
-    response = resource_pb2.DeleteResourceResponse(revision=result.revision)
-    if result.resource is not None:
-        response.resource.CopyFrom(resource_to_proto(result.resource))
-    return response
+    return resource_pb2.DeleteResourceResponse(
+        resource=_maybe_resource(result.resource), revision=result.revision
+    )
 
 
 def list_request(m: resource_pb2.ListResourcesRequest) -> rq.ListResources:
@@ -228,7 +231,7 @@ def transact_response(result: TransactResult) -> resource_pb2.TransactResponse:
     return resource_pb2.TransactResponse(
         revision=result.revision,
         results=[
-            resource_pb2.OperationResult(resource=resource_to_proto(r.resource), deleted=r.deleted)
+            resource_pb2.OperationResult(resource=_maybe_resource(r.resource), deleted=r.deleted)
             for r in result.results
         ],
     )

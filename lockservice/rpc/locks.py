@@ -8,7 +8,7 @@ import grpc
 
 from lockservice.core.locks import Locks
 from lockservice.rpc import convert
-from lockservice.rpc.auth import caller
+from lockservice.rpc.auth import caller, visibility
 from lockservice.rpc.calls import unary_call
 from lockservice.v1 import lock_pb2, lock_pb2_grpc
 
@@ -23,12 +23,15 @@ class LockServicer(lock_pb2_grpc.LockServiceServicer):
 
     @unary_call("AcquireLock")
     async def AcquireLock(self, request: lock_pb2.AcquireLockRequest, context: Context) -> Any:
-        return convert.lock_to_proto(await self._locks.acquire(convert.acquire_request(request, caller())))
+        view = await self._locks.acquire(convert.acquire_request(request, caller()))
+        return convert.lock_to_proto(visibility().acquired(view))
 
     @unary_call("ReleaseLock")
     async def ReleaseLock(self, request: lock_pb2.ReleaseLockRequest, context: Context) -> Any:
         view = await self._locks.release(convert.release_request(request, caller()))
-        return lock_pb2.ReleaseLockResponse(lock=convert.lock_to_proto(view))
+        return lock_pb2.ReleaseLockResponse(
+            lock=convert.lock_to_proto(visibility().released(view, request.token))
+        )
 
     @unary_call("GetLock")
     async def GetLock(self, request: lock_pb2.GetLockRequest, context: Context) -> Any:

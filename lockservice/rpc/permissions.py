@@ -3,6 +3,12 @@
 The decision itself is the core's (`lockservice.core.access`); this table only reads the keys
 out of each request message. Lease calls name no key: they need an authenticated identity, and
 the core lets only a lease's owner refresh, revoke, read or use it.
+
+A write's `fence` names a lock and claims to hold it with a token: that is a use of the lock,
+so it needs the lock right on the lock's name (the right it takes to acquire the lock, which
+every genuine holder has), checked here with the write's own rights, before any state is
+examined. Without it the write is PERMISSION_DENIED whatever the token, so its answer says
+nothing of a lock the caller may not take.
 """
 
 from __future__ import annotations
@@ -24,6 +30,16 @@ def _read_key(m: Any) -> Iterator[KeyAccess]:
 
 def _write_key(m: Any) -> Iterator[KeyAccess]:
     yield Right.WRITE, m.key, False
+
+
+def _fence(m: Any) -> Iterator[KeyAccess]:
+    if m.HasField("fence"):
+        yield Right.LOCK, m.fence.lock_name, False
+
+
+def _fenced_write_key(m: Any) -> Iterator[KeyAccess]:
+    yield from _write_key(m)
+    yield from _fence(m)
 
 
 def _read_name(m: Any) -> Iterator[KeyAccess]:
@@ -48,6 +64,7 @@ def _transact(m: Any) -> Iterator[KeyAccess]:
     for operation in m.operations:
         key = operation.put.key if operation.HasField("put") else operation.delete.key
         yield Right.WRITE, key, False
+    yield from _fence(m)
 
 
 def _none(m: Any) -> Iterator[KeyAccess]:
@@ -57,11 +74,11 @@ def _none(m: Any) -> Iterator[KeyAccess]:
 KEYS_BY_METHOD: dict[str, Callable[[Any], Iterator[KeyAccess]]] = {
     "CreateResource": _write_key,
     "GetResource": _read_key,
-    "UpdateResource": _write_key,
-    "DeleteResource": _write_key,
+    "UpdateResource": _fenced_write_key,
+    "DeleteResource": _fenced_write_key,
     "ListResources": _list,
     "ListResourceVersions": _read_key,
-    "CompareAndSet": _write_key,
+    "CompareAndSet": _fenced_write_key,
     "Transact": _transact,
     "Watch": _watch,
     "GrantLease": _none,

@@ -10,7 +10,7 @@ import grpc
 from lockservice.core.resources import Resources
 from lockservice.core.watch import Watches
 from lockservice.rpc import convert
-from lockservice.rpc.auth import caller
+from lockservice.rpc.auth import caller, visibility
 from lockservice.rpc.calls import streaming_call, unary_call
 from lockservice.v1 import resource_pb2, resource_pb2_grpc
 
@@ -42,9 +42,8 @@ class ResourceServicer(resource_pb2_grpc.ResourceServiceServicer):
 
     @unary_call("DeleteResource")
     async def DeleteResource(self, request: resource_pb2.DeleteResourceRequest, context: Context) -> Any:
-        return convert.delete_response(
-            await self._resources.delete(convert.delete_request(request, caller()))
-        )
+        result = await self._resources.delete(convert.delete_request(request, caller()))
+        return convert.delete_response(visibility().deleted(result))
 
     @unary_call("ListResources")
     async def ListResources(self, request: resource_pb2.ListResourcesRequest, context: Context) -> Any:
@@ -72,9 +71,8 @@ class ResourceServicer(resource_pb2_grpc.ResourceServiceServicer):
 
     @unary_call("Transact")
     async def Transact(self, request: resource_pb2.TransactRequest, context: Context) -> Any:
-        return convert.transact_response(
-            await self._resources.transact(convert.transact_request(request, caller()))
-        )
+        result = await self._resources.transact(convert.transact_request(request, caller()))
+        return convert.transact_response(visibility().transacted(result))
 
     @streaming_call("Watch")
     async def Watch(self, request: resource_pb2.WatchRequest, context: Context) -> AsyncIterator[Any]:

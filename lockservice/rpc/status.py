@@ -76,6 +76,7 @@ def _conflict_detail(conflict: ConflictState) -> errors_pb2.ConflictDetail:
         holder=conflict.holder,
         current_token=conflict.token,
         lease_id=conflict.lease_id,
+        state_withheld=conflict.withheld,
     )
     if conflict.current is not None:
         detail.current_version = conflict.current.version

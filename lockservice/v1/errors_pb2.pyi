@@ -164,6 +164,7 @@ class ConflictDetail(_message.Message):
     REVISION_FIELD_NUMBER: _builtins.int
     CURRENT_VALUE_FIELD_NUMBER: _builtins.int
     CURRENT_CONTENT_TYPE_FIELD_NUMBER: _builtins.int
+    STATE_WITHHELD_FIELD_NUMBER: _builtins.int
     key: _builtins.str
     """The key (or lock name) the conflict is about."""
     exists: _builtins.bool
@@ -192,6 +193,11 @@ class ConflictDetail(_message.Message):
     """
     current_content_type: _builtins.str
     """The current content type of the resource (set whenever `exists` is true)."""
+    state_withheld: _builtins.bool
+    """True when the caller has no `read` right on `key` (a write-only or lock-only identity):
+    it learns that the request conflicted, not the state it conflicted with. Then only `key`,
+    `expected` and `compare_index` are set; every other field is unset.
+    """
     @_builtins.property
     def current_update_time(self) -> _timestamp_pb2.Timestamp:
         """When the resource was last written."""
@@ -216,10 +222,11 @@ class ConflictDetail(_message.Message):
         revision: _builtins.int = ...,
         current_value: _builtins.bytes | None = ...,
         current_content_type: _builtins.str = ...,
+        state_withheld: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_current_value", b"_current_value", "current_update_time", b"current_update_time", "current_value", b"current_value", "expire_time", b"expire_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_current_value", b"_current_value", "compare_index", b"compare_index", "current_content_type", b"current_content_type", "current_etag", b"current_etag", "current_mod_revision", b"current_mod_revision", "current_token", b"current_token", "current_update_time", b"current_update_time", "current_value", b"current_value", "current_version", b"current_version", "exists", b"exists", "expected", b"expected", "expire_time", b"expire_time", "holder", b"holder", "key", b"key", "lease_id", b"lease_id", "revision", b"revision"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_current_value", b"_current_value", "compare_index", b"compare_index", "current_content_type", b"current_content_type", "current_etag", b"current_etag", "current_mod_revision", b"current_mod_revision", "current_token", b"current_token", "current_update_time", b"current_update_time", "current_value", b"current_value", "current_version", b"current_version", "exists", b"exists", "expected", b"expected", "expire_time", b"expire_time", "holder", b"holder", "key", b"key", "lease_id", b"lease_id", "revision", b"revision", "state_withheld", b"state_withheld"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__current_value: _TypeAlias = _typing.Literal["current_value"]  # noqa: Y015
     _WhichOneofArgType__current_value: _TypeAlias = _typing.Literal["_current_value", b"_current_value"]  # noqa: Y015

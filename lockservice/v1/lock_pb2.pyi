@@ -64,7 +64,9 @@ class Lock(_message.Message):
     token: _builtins.int
     """The fencing token of the current (or last) acquisition."""
     waiters: _builtins.int
-    """How many callers are queued for the lock."""
+    """How many callers are queued for the lock (0 in AcquireLock's answer to a caller with no
+    `read` right on the lock).
+    """
     @_builtins.property
     def acquire_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -181,7 +183,9 @@ class ReleaseLockResponse(_message.Message):
     LOCK_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def lock(self) -> Global___Lock:
-        """The lock after the release (`held` is true if a waiter took it over at once)."""
+        """The lock after the release (`held` is true if a waiter took it over at once). A caller with
+        no `read` right on the lock gets it as its release left it: not held, the released token.
+        """
 
     def __init__(
         self,

@@ -263,7 +263,9 @@ class DeleteResourceResponse(_message.Message):
     """The store revision of the delete (the current revision if nothing was deleted)."""
     @_builtins.property
     def resource(self) -> Global___Resource:
-        """The last state of the resource before the delete; unset if it was already missing."""
+        """The last state of the resource before the delete; unset if it was already missing, or when
+        the caller has no `read` right on the key.
+        """
 
     def __init__(
         self,
@@ -597,7 +599,9 @@ class OperationResult(_message.Message):
     deleted: _builtins.bool
     @_builtins.property
     def resource(self) -> Global___Resource:
-        """For a put: the new state. For a delete: the last state before the delete."""
+        """For a put: the new state. For a delete: the last state before the delete, unset when the
+        caller has no `read` right on the key.
+        """
 
     def __init__(
         self,

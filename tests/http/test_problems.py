@@ -203,6 +203,25 @@ def test_a_lock_conflict_carries_holder_token_and_expiry_and_no_etag() -> None:
     assert conflict["current_update_time"] is None
 
 
+def test_a_withheld_conflict_is_only_the_echo_of_the_request_with_no_etag() -> None:
+    error = errors.VersionMismatch(
+        "orders/1 is not at the expected version 6; its current state is withheld",
+        metadata={"key": "orders/1"},
+        conflict=ConflictState(key="orders/1", current=None, expected="version 6", withheld=True),
+    )
+    problem = problem_for(rpc_error(error))
+    assert problem.status == 409
+    assert problem.headers == {}
+    assert problem.body["conflict"] == {
+        "key": "orders/1",
+        "expected": "version 6",
+        "compare_index": 0,
+        "state_withheld": True,
+    }
+    assert problem.body["metadata"] == {"key": "orders/1"}
+    assert problem.body["detail"] == error.message
+
+
 @pytest.mark.parametrize(
     ("error", "preconditions", "strict_status"),
     [

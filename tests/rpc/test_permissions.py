@@ -38,3 +38,25 @@ def test_keys_and_rights_read_from_requests() -> None:
     assert list(required_access("ReleaseLock", release)) == [(Right.LOCK, "jobs/nightly", False)]
     assert list(required_access("GetLock", lock_pb2.GetLockRequest(name="n"))) == [(Right.READ, "n", False)]
     assert list(required_access("GrantLease", lease_pb2.GrantLeaseRequest(ttl_seconds=5))) == []
+
+
+def test_a_fence_needs_the_lock_right_on_its_lock() -> None:
+    fence = lock_pb2.Fence(lock_name="locks/nightly", token=3)
+    update = resource_pb2.UpdateResourceRequest(key="orders/1", fence=fence)
+    assert list(required_access("UpdateResource", update)) == [
+        (Right.WRITE, "orders/1", False),
+        (Right.LOCK, "locks/nightly", False),
+    ]
+    delete = resource_pb2.DeleteResourceRequest(key="orders/1", fence=fence)
+    assert list(required_access("DeleteResource", delete))[1] == (Right.LOCK, "locks/nightly", False)
+    cas = resource_pb2.CompareAndSetRequest(key="orders/1", expect_absent=True, fence=fence)
+    assert list(required_access("CompareAndSet", cas))[1] == (Right.LOCK, "locks/nightly", False)
+    transact = resource_pb2.TransactRequest(
+        operations=[resource_pb2.Operation(put=resource_pb2.PutOperation(key="orders/1"))], fence=fence
+    )
+    assert list(required_access("Transact", transact)) == [
+        (Right.WRITE, "orders/1", False),
+        (Right.LOCK, "locks/nightly", False),
+    ]
+    unfenced = resource_pb2.UpdateResourceRequest(key="orders/1")
+    assert list(required_access("UpdateResource", unfenced)) == [(Right.WRITE, "orders/1", False)]

@@ -117,6 +117,21 @@ def test_a_conflict_carries_the_current_value_up_to_4_kib(size: int, carried: bo
     assert (detail.current_version, detail.current_content_type) == (7, "text/plain")
 
 
+def test_a_withheld_conflict_carries_only_the_echo_of_the_request() -> None:
+    error = errors.TransactionConflict(
+        "compares[1] failed: orders/1 is not version 6",
+        metadata={"key": "orders/1", "compare_index": "1"},
+        conflict=ConflictState(
+            key="orders/1", current=None, expected="version 6", compare_index=1, withheld=True
+        ),
+    )
+    detail = errors_pb2.ConflictDetail()
+    assert _decode(to_grpc_status(error)).details[1].Unpack(detail)
+    assert detail == errors_pb2.ConflictDetail(
+        key="orders/1", expected="version 6", compare_index=1, state_withheld=True
+    )
+
+
 def test_internal_status_hides_the_cause() -> None:
     status = internal_status()
     assert status.code == grpc.StatusCode.INTERNAL

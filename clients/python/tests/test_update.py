@@ -9,6 +9,9 @@ import threading
 import pytest
 
 from lockservice_client import AsyncClient, Backoff, Client, VersionConflict
+from lockservice_client._proto import errors_pb2
+from lockservice_client._requests import state_from_conflict
+from lockservice_client.errors import conflict_from_detail
 from tests.conftest import ServerProcess
 
 WORKERS = 16
@@ -114,6 +117,14 @@ def test_a_conflict_on_a_deleted_key_retries_as_a_create_without_reading(client:
     updated = client.update(key, increment_after_a_delete, backoff=Backoff(attempts=3, initial=0.001))
     assert (seen, reads) == ([b"1", None], [key])
     assert (updated.value, updated.version) == (b"1", 1)
+
+
+def test_a_conflict_whose_state_is_withheld_is_not_taken_for_an_absent_key() -> None:
+    withheld = errors_pb2.ConflictDetail(key="k", expected="version 3", state_withheld=True)
+    conflict = conflict_from_detail(withheld)
+    assert conflict.state_withheld
+    assert state_from_conflict("k", conflict) == (False, None)
+    assert state_from_conflict("k", conflict_from_detail(errors_pb2.ConflictDetail(key="k"))) == (True, None)
 
 
 def test_a_value_over_4_kib_is_read_again_after_a_conflict(client: Client, prefix: str) -> None:

@@ -202,8 +202,9 @@ def write_if_unchanged(
 def state_from_conflict(key: str, conflict: Conflict | None) -> tuple[bool, resource_pb2.Resource | None]:
     """What a conflict says of the key now, for `update()`'s next try without a read:
     (True, the resource) or (True, None) when it is absent; (False, None) when the conflict
-    does not carry the value (over 4 KiB, or an older server)."""
-    if conflict is None:
+    does not carry the value (over 4 KiB, an older server, or a state withheld from a caller
+    that may not read the key)."""
+    if conflict is None or conflict.state_withheld:
         return False, None
     if not conflict.exists:
         return True, None

@@ -65,7 +65,8 @@ class Conflict:
     """The current state of whatever a request conflicted with (`lockservice.v1.ConflictDetail`).
 
     Version fields are 0 / empty / None when `exists` is false; lock fields are set for lock
-    conflicts only.
+    conflicts only. When `state_withheld` (the caller has no read right on the key or lock),
+    only `key`, `expected` and `compare_index` are set.
     """
 
     key: str
@@ -84,6 +85,7 @@ class Conflict:
     # The current value when the resource exists and it is at most 4 KiB; None otherwise.
     current_value: bytes | None = None
     current_content_type: str = ""
+    state_withheld: bool = False
 
 
 class LockserviceError(Exception):
@@ -296,6 +298,7 @@ def conflict_from_detail(detail: errors_pb2.ConflictDetail) -> Conflict:
         revision=detail.revision,
         current_value=detail.current_value if detail.HasField("current_value") else None,
         current_content_type=detail.current_content_type,
+        state_withheld=detail.state_withheld,
     )
 
 
