@@ -309,33 +309,33 @@ def _search(names: tuple[str, ...], ops: list[Op], model: Model, budget: int) ->
     linearized = 0
     best = _Outcome(False, [], initial, None)
     steps = 0
-    entry: _Entry | None = head.next
-    while entry is not None:
+    current: _Entry | None = head.next
+    while current is not None:
         steps += 1
         if steps > budget:
             raise Undecided(f"no verdict after {budget} search steps on {', '.join(names)} ({len(ops)} ops)")
-        if entry.is_call:
-            after, _ = model.step(names, state, entry.op)
+        if current.is_call:
+            after, _ = model.step(names, state, current.op)
             if after is not None:
-                bits = linearized | (1 << entry.position)
+                bits = linearized | (1 << current.position)
                 if (bits, after) not in seen:
                     seen.add((bits, after))
-                    stack.append((entry, state))
+                    stack.append((current, state))
                     state, linearized = after, bits
-                    lift(entry)
-                    entry = head.next
+                    lift(current)
+                    current = head.next
                     continue
-            entry = entry.next
+            current = current.next
             continue
         # A return whose op is not linearized yet: what came before cannot be ordered; backtrack.
         if len(stack) >= len(best.deepest):
-            best = _Outcome(False, [e.op for e, _ in stack], state, entry.op)
+            best = _Outcome(False, [e.op for e, _ in stack], state, current.op)
         if not stack:
             return best
         top, state = stack.pop()
         linearized &= ~(1 << top.position)
         unlift(top)
-        entry = top.next
+        current = top.next
     return _Outcome(True, [e.op for e, _ in stack], state, None)
 
 
