@@ -14,8 +14,10 @@ import tempfile
 from pathlib import Path
 
 from tests.conftest import ServerProcess, _drop_databases
+from tests.robustness.checker import check
 from tests.robustness.clients import Workload
-from tests.robustness.runner import RunConfig, run
+from tests.robustness.history import load, save
+from tests.robustness.runner import FINAL, RunConfig, run
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,7 +32,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--retry", action="store_true", help="retry unanswered writes with the same request_id"
     )
+    parser.add_argument("--check", metavar="PATH", help="only check a saved history")
     args = parser.parse_args(argv)
+    if args.check:
+        report = check(load(args.check), final_process=FINAL)
+        print(report.explain())
+        return 0 if report.ok else 1
     seed = args.seed or random.SystemRandom().randrange(1, 1_000_000)
     config = RunConfig(
         backend=args.backend,
@@ -59,6 +66,10 @@ def main(argv: list[str] | None = None) -> int:
                     server.process.wait(timeout=10)
             _drop_databases()
     print(result.explain())
+    if not result.ok:
+        path = f"robustness-history-{seed}.jsonl"
+        save(result.history, path)
+        print(f"history saved to {path}: python -m tests.robustness --check {path}")
     return 0 if result.ok else 1
 
 

@@ -77,7 +77,10 @@ def check(
     parts = partition(ops)
     report.parts = len(parts)
     for part in parts:
-        violation = check_linearizable(part, slack=slack, budget=budget)
+        try:
+            violation = check_linearizable(part, slack=slack, budget=budget)
+        except Undecided as undecided:
+            violation = Violation("undecided", str(undecided))
         if violation is not None:
             report.violations.append(violation)
     return report
@@ -303,40 +306,72 @@ def _search(names: tuple[str, ...], ops: list[Op], model: Model, budget: int) ->
         if entry.next is not None:
             entry.next.prev = entry
 
+    def candidates() -> tuple[list[_Entry], _Entry | None]:
+        """The ops that may come next (called before the first pending return), and that return.
+
+        Ops with a known outcome come first: an unknown op is linearized only when nothing else
+        will do, which keeps the search short when a crash cut many calls off. Unknown acquires
+        of one lock whose lease may have run out already by the first pending return have the
+        same effect from here on (the lock held, token unknown, one lease from now at most), so
+        only the first of them is a candidate: the others can take its place later."""
+        known: list[_Entry] = []
+        unknown: list[_Entry] = []
+        entry = head.next
+        while entry is not None and entry.is_call:
+            (known if entry.match is not None else unknown).append(entry)
+            entry = entry.next
+        horizon = entry.op.ret if entry is not None else INF
+        alike: set[tuple[str, float]] = set()
+        for candidate in unknown:
+            op = candidate.op
+            if op.kind == "acquire" and op.call + op.ttl - model.slack < horizon:
+                if (op.lock, op.ttl) in alike:
+                    continue
+                alike.add((op.lock, op.ttl))
+            known.append(candidate)
+        return known, entry
+
     seen: set[tuple[int, State]] = set()
-    stack: list[tuple[_Entry, State]] = []
+    # Each frame: the candidates at that depth, the index of the one taken, the state before it,
+    # the first pending return there.
+    stack: list[tuple[list[_Entry], int, State, _Entry]] = []
     state = initial
     linearized = 0
     best = _Outcome(False, [], initial, None)
     steps = 0
-    current: _Entry | None = head.next
-    while current is not None:
-        steps += 1
-        if steps > budget:
-            raise Undecided(f"no verdict after {budget} search steps on {', '.join(names)} ({len(ops)} ops)")
-        if current.is_call:
-            after, _ = model.step(names, state, current.op)
-            if after is not None:
-                bits = linearized | (1 << current.position)
-                if (bits, after) not in seen:
-                    seen.add((bits, after))
-                    stack.append((current, state))
-                    state, linearized = after, bits
-                    lift(current)
-                    current = head.next
-                    continue
-            current = current.next
-            continue
-        # A return whose op is not linearized yet: what came before cannot be ordered; backtrack.
-        if len(stack) >= len(best.deepest):
-            best = _Outcome(False, [e.op for e, _ in stack], state, current.op)
-        if not stack:
-            return best
-        top, state = stack.pop()
-        linearized &= ~(1 << top.position)
-        unlift(top)
-        current = top.next
-    return _Outcome(True, [e.op for e, _ in stack], state, None)
+    options, blocked = candidates()
+    index = 0
+    while blocked is not None:
+        while index < len(options):
+            steps += 1
+            if steps > budget:
+                raise Undecided(
+                    f"no verdict after {budget} search steps on {', '.join(names)} ({len(ops)} ops)"
+                )
+            entry = options[index]
+            after, _ = model.step(names, state, entry.op, blocked.op.ret)
+            bits = linearized | (1 << entry.position)
+            if after is not None and (bits, after) not in seen:
+                seen.add((bits, after))
+                stack.append((options, index, state, blocked))
+                state, linearized = after, bits
+                lift(entry)
+                options, blocked = candidates()
+                index = 0
+                break
+            index += 1
+        else:
+            # Nothing can come next, yet `blocked` returned: backtrack.
+            if len(stack) >= len(best.deepest):
+                best = _Outcome(False, [frame[0][frame[1]].op for frame in stack], state, blocked.op)
+            if not stack:
+                return best
+            options, index, state, blocked = stack.pop()
+            entry = options[index]
+            linearized &= ~(1 << entry.position)
+            unlift(entry)
+            index += 1
+    return _Outcome(True, [frame[0][frame[1]].op for frame in stack], state, None)
 
 
 def _names(ops: list[Op]) -> tuple[str, ...]:
@@ -375,23 +410,23 @@ def check_linearizable(
     Raises Undecided when the search runs out of `budget` steps."""
     if not ops:
         return None
-    model = Model({op.id: op for op in ops}, slack)
+    model = Model(slack)
     names = _names(ops)
     outcome = _search(names, ops, model, budget)
     if outcome.ok:
         return None
     assert outcome.blocking is not None
     blocking = outcome.blocking
-    _, why = model.step(names, outcome.state, blocking)
+    _, why = model.step(names, outcome.state, blocking, blocking.ret)
     minimal = shrink(ops, blocking, model)
     sub_names = _names(minimal)
     sub = _search(sub_names, minimal, model, budget)
     message = (
         f"not linearizable on {', '.join(names)}: no order of the ops explains #{blocking.id} "
         f"({blocking.describe()}).\nLongest linearizable prefix: {len(outcome.deepest)} ops, ending in "
-        f"state {describe_state(names, outcome.state, model.ops)}; there, #{blocking.id} cannot "
+        f"state {describe_state(names, outcome.state)}; there, #{blocking.id} cannot "
         f"take effect: {why or 'an op it must follow cannot come first'}.\n"
         f"A sub-history of {len(minimal)} ops that fails the same way (after "
-        f"{describe_state(sub_names, sub.state, model.ops)} in its longest prefix):"
+        f"{describe_state(sub_names, sub.state)} in its longest prefix):"
     )
     return Violation("linearizability", message, tuple(minimal))

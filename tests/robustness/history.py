@@ -12,13 +12,14 @@ An operation ends in one of three ways:
 
 from __future__ import annotations
 
+import json
 import math
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-__all__ = ["INF", "KINDS", "WRITES", "Op", "Recorder", "describe_all"]
+__all__ = ["INF", "KINDS", "WRITES", "Op", "Recorder", "describe_all", "load", "save"]
 
 INF = math.inf
 KINDS = ("get", "create", "update", "cas", "delete", "acquire", "release", "fenced_update")
@@ -156,3 +157,27 @@ class Recorder:
         """Every op so far, completed or still pending (pending ones are unknown)."""
         with self._lock:
             return sorted([*self._done, *self._pending.values()], key=lambda op: op.id)
+
+
+def save(ops: list[Op], path: str) -> None:
+    """Writes a history as JSON lines (values as latin-1 text), for `load` and offline checking."""
+    with open(path, "w") as out:
+        for op in ops:
+            row = {**asdict(op), "ret": None if op.ret == INF else op.ret}
+            for name in ("value", "expected_value"):
+                if row[name] is not None:
+                    row[name] = row[name].decode("latin-1")
+            out.write(json.dumps(row) + "\n")
+
+
+def load(path: str) -> list[Op]:
+    ops = []
+    with open(path) as rows:
+        for line in rows:
+            row = json.loads(line)
+            row["ret"] = INF if row["ret"] is None else row["ret"]
+            for name in ("value", "expected_value"):
+                if row[name] is not None:
+                    row[name] = row[name].encode("latin-1")
+            ops.append(Op(**row))
+    return ops

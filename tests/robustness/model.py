@@ -1,23 +1,26 @@
 """The sequential specification the checker linearizes against: resources and locks.
 
 A resource is a register with versions: absent, or (value, version); version 1 on create, +1 per
-write, absent again after a delete. A lock is (holder, holder's token, highest token granted so
-far); the holder is the acquire op that took it (its times bound when its lease can expire).
+write, absent again after a delete. A lock is its holder's token (or free), the highest token
+granted so far, and two bounds on when the holder's lease runs out.
 
-Leases expire by time, which no operation in the history records, so the model reasons with the
-times of the acquire that took the lock: its lease cannot have expired before `acquire.call + ttl`
-(it was granted after the call started) and must have expired by `acquire.ret + ttl` (granted
-before the answer came back); `slack` widens both bounds for clock differences between the server
-and the client. An acquire whose outcome is unknown has no upper bound: the server may still have
-granted it much later (a waiter granted after its client gave up).
+Leases expire by time, which no operation in the history records, so the model bounds it with
+the times of the acquire that took the lock: the lease cannot run out before `acquire.call + ttl`
+(it was granted after the call started), and must have run out by `horizon + ttl`, where the
+horizon is the earliest return among the ops not linearized yet when the acquire is linearized
+(the grant came before that return; for a known outcome, at the latest its own). `slack` widens
+both bounds for clock differences between the server and the client. So an acquire with an unknown
+outcome may hold the lock from any later moment on (a waiter granted after its client gave up),
+but then only for one lease.
 
-`step(state, op)` is deterministic: the state after `op` took effect with its recorded outcome, or
-None with a sentence saying why it cannot here. An op with an unknown outcome is stepped as if it
-succeeded; "it never took effect" is the checker's choice not to linearize it at all.
+`step(state, op, horizon)` is deterministic: the state after `op` took effect with its recorded
+outcome, or None with a sentence saying why it cannot here. An op with an unknown outcome is
+stepped as if it succeeded; "it never took effect" is the checker's choice not to linearize it.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import cast
 
@@ -36,27 +39,29 @@ __all__ = [
 
 # A register: None when absent, else (value, version).
 RegisterState = tuple[bytes, int] | None
-# A lock: (holder op id or NO_HOLDER, the holder's token or 0 when unknown, highest token granted
-# so far, a lower bound when some grant's token is unknown).
-LockState = tuple[int, int, int]
+# A lock: (holder's token, NO_HOLDER when free, 0 when granted to an acquire of unknown outcome;
+# highest token granted so far, a lower bound when some grant's token is unknown; the time after
+# which the holder's lease may have run out, -inf once any op still to come ends after it; the
+# time by which it surely has).
+LockState = tuple[int, int, float, float]
 State = tuple[RegisterState | LockState, ...]
 
 ABSENT: RegisterState = None
 NO_HOLDER = -1
-FREE_LOCK: LockState = (NO_HOLDER, 0, 0)
+FREE_LOCK: LockState = (NO_HOLDER, 0, 0.0, 0.0)
 
 
-def describe_state(names: tuple[str, ...], state: State, ops: dict[int, Op]) -> str:
+def describe_state(names: tuple[str, ...], state: State) -> str:
     parts = []
     for name, value in zip(names, state, strict=True):
         if name.startswith("l:"):
-            assert value is not None
-            holder, token, last = cast(LockState, value)
-            if holder == NO_HOLDER:
+            token, last, after, by = cast(LockState, value)
+            if token == NO_HOLDER:
                 parts.append(f"{name} free (last token {last})")
             else:
-                shown = token if token else "unknown"
-                parts.append(f"{name} held by #{holder} token {shown} (last token {last})")
+                shown = token if token else "unknown (an acquire of unknown outcome)"
+                since = "may have run out" if after == -math.inf else f"may run out after {after:.3f}"
+                parts.append(f"{name} held with token {shown}, lease {since}, surely out by {by:.3f}")
         elif value is None:
             parts.append(f"{name} absent")
         else:
@@ -67,37 +72,37 @@ def describe_state(names: tuple[str, ...], state: State, ops: dict[int, Op]) -> 
 
 @dataclass(frozen=True)
 class Model:
-    ops: dict[int, Op]
     slack: float = 0.5
 
     # -- leases --------------------------------------------------------------------------------
 
-    def _possibly_expired(self, holder: int, at: Op) -> bool:
+    @staticmethod
+    def _possibly_expired(lock: LockState, at: Op) -> bool:
         """The holder's lease may have run out before `at` took effect."""
-        taken = self.ops[holder]
-        return at.ret > taken.call + taken.ttl - self.slack
+        return at.ret > lock[2]
 
-    def _surely_alive(self, holder: int, at: Op) -> bool:
+    @staticmethod
+    def _may_be_alive(lock: LockState, at: Op) -> bool:
         """The holder's lease may still be alive when `at` starts."""
-        taken = self.ops[holder]
-        return at.call < taken.ret + taken.ttl + self.slack
+        return at.call < lock[3]
 
     def _fence(self, lock: LockState, op: Op) -> tuple[bool, LockState, str]:
         """Whether `op`'s token may hold the lock when it takes effect; the lock state after a
         refusal (a refusal of the holder's own token means its lease had run out)."""
-        holder, token, last = lock
-        if holder == NO_HOLDER:
+        token, last, _, _ = lock
+        if token == NO_HOLDER:
             return False, lock, f"nobody holds {op.lock}"
         if token != op.token:
             shown = token if token else "an unknown token"
             return False, lock, f"{op.lock} is held with {shown}, not {op.token}"
-        if not self._surely_alive(holder, op):
-            return False, (NO_HOLDER, 0, last), f"the lease of token {op.token} surely expired before"
+        if not self._may_be_alive(lock, op):
+            return False, (NO_HOLDER, last, 0.0, 0.0), f"the lease of token {op.token} surely expired before"
         return True, lock, ""
 
     # -- the step function ---------------------------------------------------------------------
 
-    def step(self, names: tuple[str, ...], state: State, op: Op) -> tuple[State | None, str]:
+    def step(self, names: tuple[str, ...], state: State, op: Op, horizon: float) -> tuple[State | None, str]:
+        """`horizon`: the earliest return among the ops not linearized yet (`op`'s included)."""
         new = list(state)
         if op.kind in ("acquire", "release", "fenced_update"):
             i = names.index(f"l:{op.lock}")
@@ -105,9 +110,12 @@ class Model:
             if op.kind == "fenced_update":
                 after, why = self._fence_write(lock, op)
             else:
-                after, why = self._step_lock(lock, op)
+                after, why = self._step_lock(lock, op, horizon)
             if after is None:
                 return None, why
+            if after[0] != NO_HOLDER and after[2] < horizon:
+                # Every op still to come ends after the horizon: "may have run out" for all of them.
+                after = (after[0], after[1], -math.inf, after[3])
             new[i] = after
             if op.kind != "fenced_update" or (op.status == "fail" and op.reason == "STALE_FENCE"):
                 return tuple(new), ""
@@ -122,8 +130,8 @@ class Model:
         """The lock after a fenced write's fence check, or None when its outcome contradicts it."""
         allowed, after, why = self._fence(lock, op)
         if op.status == "fail" and op.reason == "STALE_FENCE":
-            if allowed and self._possibly_expired(lock[0], op):
-                return (NO_HOLDER, 0, lock[2]), ""
+            if allowed and self._possibly_expired(lock, op):
+                return (NO_HOLDER, lock[1], 0.0, 0.0), ""
             if allowed:
                 return None, f"refused as STALE_FENCE, but token {op.token} holds {op.lock}"
             return after, ""
@@ -131,39 +139,40 @@ class Model:
             return None, f"a fenced write getting past its fence needs its token to hold the lock, but {why}"
         return lock, ""
 
-    def _step_lock(self, lock: LockState, op: Op) -> tuple[LockState | None, str]:
-        holder, token, last = lock
+    def _step_lock(self, lock: LockState, op: Op, horizon: float) -> tuple[LockState | None, str]:
+        token, last, _, _ = lock
         if op.kind == "acquire":
-            free = holder == NO_HOLDER or self._possibly_expired(holder, op)
             if op.status == "fail":
                 if op.reason != "LOCK_HELD":
                     return None, f"unexpected refusal {op.reason}"
-                if holder == NO_HOLDER:
+                if token == NO_HOLDER:
                     return None, f"refused as LOCK_HELD, but nobody holds {op.lock}"
-                if not self._surely_alive(holder, op):
-                    return None, f"refused as LOCK_HELD, but the holder #{holder}'s lease surely expired"
+                if not self._may_be_alive(lock, op):
+                    return None, "refused as LOCK_HELD, but the holder's lease surely expired"
                 return lock, ""
-            if not free:
-                return None, f"{op.lock} is held by #{holder} (token {token or 'unknown'}), lease alive"
+            if token != NO_HOLDER and not self._possibly_expired(lock, op):
+                shown = token if token else "an unknown token"
+                return None, f"{op.lock} is held with {shown}, its lease alive"
+            bounds = (op.call + op.ttl - self.slack, min(op.ret, horizon) + op.ttl + self.slack)
             if op.status == "unknown":
-                return (op.id, 0, last + 1), ""
+                return (0, last + 1, *bounds), ""
             assert op.token is not None
             if op.token <= last:
                 return None, f"token {op.token} is not above the last token granted, {last}"
-            return (op.id, op.token, op.token), ""
+            return (op.token, op.token, *bounds), ""
         # release
         allowed, after, why = self._fence(lock, op)
         if op.status == "fail":
             if op.reason != "LOCK_NOT_HELD":
                 return None, f"unexpected refusal {op.reason}"
-            if allowed and self._possibly_expired(holder, op):
-                return (NO_HOLDER, 0, last), ""
+            if allowed and self._possibly_expired(lock, op):
+                return (NO_HOLDER, last, 0.0, 0.0), ""
             if allowed:
                 return None, f"refused as LOCK_NOT_HELD, but token {op.token} holds {op.lock}"
             return after, ""
         if not allowed:
             return None, f"a release succeeding needs its token to hold the lock, but {why}"
-        return (NO_HOLDER, 0, last), ""
+        return (NO_HOLDER, last, 0.0, 0.0), ""
 
     @staticmethod
     def _step_register(register: RegisterState, op: Op) -> tuple[RegisterState, str]:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from tests.conftest import ServerProcess
-from tests.robustness.checker import Report, Undecided, Violation, check
+from tests.robustness.checker import Report, check
 from tests.robustness.clients import Surprise, Worker, Workload, create_fenced, read_all
 from tests.robustness.history import Op, Recorder
 from tests.robustness.nemesis import Fault, Nemesis
@@ -116,10 +116,7 @@ def run(config: RunConfig, make_server: MakeServer) -> RunResult:
     read_all(first.address, recorder, FINAL, config.workload)
 
     history = recorder.history()
-    try:
-        report = check(history, final_process=FINAL)
-    except Undecided as error:
-        report = Report(ops=len(history), violations=[Violation("undecided", str(error))])
+    report = check(history, final_process=FINAL)
     surprises = [surprise for worker in workers for surprise in worker.surprises]
     return RunResult(
         config, report, history, nemesis.faults, surprises, nemesis.errors, time.monotonic() - began
