@@ -290,7 +290,7 @@ class Worker:
         token = reply.token
         for _ in range(self.rng.randint(1, 3)):
             if self.rng.random() < self.workload.stale_holder:
-                time.sleep(ttl + 1.0)
+                self.stop.wait(ttl + 1.0)  # cut short at the end of the run: the write still goes
             value = self._value()
             update = resource_pb2.UpdateResourceRequest(
                 key=key,

@@ -3,7 +3,8 @@ checked for linearizability, durability, increasing tokens, single holders and f
 
 The seed comes from LOCKSERVICE_ROBUSTNESS_SEED, or is picked and printed; a failure prints it with
 the command that replays the same schedule (`python -m tests.robustness ...`, README "Robustness
-suite"). LOCKSERVICE_ROBUSTNESS_SECONDS sets the length of each run (default 10).
+suite"). LOCKSERVICE_ROBUSTNESS_SECONDS sets the length of each run (default 10; the retry
+scenario's: LOCKSERVICE_ROBUSTNESS_RETRY_SECONDS, default 6).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from tests.robustness.clients import Workload
 from tests.robustness.runner import FINAL, RunConfig, RunResult, run
 
 SECONDS = float(os.environ.get("LOCKSERVICE_ROBUSTNESS_SECONDS", "10"))
+RETRY_SECONDS = float(os.environ.get("LOCKSERVICE_ROBUSTNESS_RETRY_SECONDS", "6"))
 
 
 def _seed() -> int:
@@ -29,8 +31,10 @@ def _seed() -> int:
     )
 
 
-def _run(backend: str, server_factory: ServerFactory, workload: Workload) -> RunResult:
-    config = RunConfig(backend=backend, seed=_seed(), duration=SECONDS, workload=workload)
+def _run(
+    backend: str, server_factory: ServerFactory, workload: Workload, seconds: float = SECONDS
+) -> RunResult:
+    config = RunConfig(backend=backend, seed=_seed(), duration=seconds, workload=workload)
 
     def make_server(store_url: str) -> ServerProcess:
         return server_factory(name="robust", store_url=store_url)
@@ -58,3 +62,20 @@ def test_histories_under_kills_and_pauses_are_linearizable(
     assert final.version is not None and final.version > 1
     lost = [replace(op, version=final.version - 1) if op is final else op for op in result.history]
     assert {v.check for v in check(lost, final_process=FINAL).violations} == {"durability", "linearizability"}
+
+
+@pytest.mark.xfail(
+    reason="known bugs being fixed in parallel: a retried waiting AcquireLock with the same request_id "
+    "can be granted to a dead attempt's waiter (PostgreSQL); ReleaseLock is not idempotent by "
+    "request_id. Remove this marker once both fixes are merged.",
+    strict=False,
+)
+@pytest.mark.timeout(240)
+def test_writes_retried_with_their_request_id_under_kills_are_linearizable(
+    backend: str, server_factory: ServerFactory
+) -> None:
+    """Every unanswered write is retried with the same request_id until answered: the history
+    holds each retry loop as one op, which the server's deduplication must make atomic."""
+    result = _run(backend, server_factory, Workload(retry=True), seconds=RETRY_SECONDS)
+    assert result.ok, result.explain()
+    assert {"kill", "pause"} <= {fault.kind for fault in result.faults}, result.explain()
