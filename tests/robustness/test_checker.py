@@ -140,6 +140,20 @@ def test_unknown_outcomes_across_several_keys_and_locks_are_accepted() -> None:
     assert report.parts == 12
 
 
+def test_each_acquire_of_unknown_outcome_may_explain_one_lease_of_refusals() -> None:
+    h = History()
+    for i in range(3):
+        h.add(i, "acquire", 0, None, lock="L", ttl=3)  # three clients cut off by a crash
+    for epoch in (10, 20, 30):  # each refusal needs a grant of its own, late but possible
+        h.add(9, "acquire", epoch, epoch + 0.1, "fail", lock="L", ttl=3, reason="LOCK_HELD")
+    report = check(h.ops)
+    assert report.ok, report.explain()
+    h.add(9, "acquire", 40, 40.1, "fail", lock="L", ttl=3, reason="LOCK_HELD")  # a fourth: no grant left
+    (lin,) = _violations(h, "linearizability")
+    assert "surely out by 33.600" in lin
+    assert "refused as LOCK_HELD, but the holder's lease surely expired" in lin
+
+
 # -- rejected ----------------------------------------------------------------------------------
 
 
