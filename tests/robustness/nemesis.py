@@ -50,8 +50,10 @@ class Nemesis:
         try:
             kinds = ["kill", "pause"] + (["kill-all"] if len(self.servers) > 1 else [])
             rounds = 0
-            while not self.stop.wait(self.rng.uniform(*self.interval)):
-                # The first rounds try each kind once, so even a short run sees every fault.
+            # The first rounds try each kind once, soon, so even a short run sees every fault.
+            while not self.stop.wait(
+                self.rng.uniform(*(self.interval if rounds >= len(kinds) else (0.3, 0.8)))
+            ):
                 kind = kinds[rounds] if rounds < len(kinds) else self.rng.choice(kinds)
                 rounds += 1
                 index = self.rng.randrange(len(self.servers))

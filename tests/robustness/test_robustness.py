@@ -78,4 +78,4 @@ def test_writes_retried_with_their_request_id_under_kills_are_linearizable(
     holds each retry loop as one op, which the server's deduplication must make atomic."""
     result = _run(backend, server_factory, Workload(retry=True), seconds=RETRY_SECONDS)
     assert result.ok, result.explain()
-    assert {"kill", "pause"} <= {fault.kind for fault in result.faults}, result.explain()
+    assert "kill" in {fault.kind for fault in result.faults}, result.explain()
