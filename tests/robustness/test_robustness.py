@@ -26,9 +26,8 @@ RETRY_SECONDS = float(os.environ.get("LOCKSERVICE_ROBUSTNESS_RETRY_SECONDS", "6"
 
 
 def _seed() -> int:
-    return int(os.environ.get("LOCKSERVICE_ROBUSTNESS_SEED", "0")) or random.SystemRandom().randrange(
-        1, 1_000_000
-    )
+    chosen = int(os.environ.get("LOCKSERVICE_ROBUSTNESS_SEED", "0"))
+    return chosen or random.SystemRandom().randrange(1, 1_000_000)
 
 
 def _run(
