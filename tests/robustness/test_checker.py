@@ -3,10 +3,12 @@ unknown-outcome handling explains) and rejects each kind of corruption with a us
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.robustness.checker import Undecided, check, check_linearizable
-from tests.robustness.history import INF, Op, Recorder
+from tests.robustness.history import INF, Op, Recorder, load, save
 
 FINAL = 99
 
@@ -302,3 +304,22 @@ def test_the_recorder_leaves_unfinished_calls_open_ended() -> None:
     assert (done.status, done.version) == ("ok", 1)
     assert done.ret >= done.call
     assert (pending.id, pending.status, pending.ret) == (second, "unknown", INF)
+
+
+def test_a_write_a_later_delete_may_have_undone_is_not_lost() -> None:
+    h = History()
+    h.add(1, "create", 0, 1, key="k", value=b"a", version=1)
+    h.add(2, "delete", 0.5, None, key="k", expected_version=1)  # cut off: may have come after
+    h.get(FINAL, "k", 10, 11, None)
+    report = check(h.ops, final_process=FINAL)
+    assert report.ok, report.explain()
+
+
+def test_a_saved_history_loads_back_the_same(tmp_path: Path) -> None:
+    h = History()
+    h.add(1, "create", 0, 1, key="k", value=b"\xff\x00a", version=1)
+    h.add(2, "cas", 1, None, key="k", value=b"b", expected_value=b"\xff\x00a")
+    h.add(3, "acquire", 2, 2.5, lock="L", token=4, ttl=3)
+    path = str(tmp_path / "history.jsonl")
+    save(h.ops, path)
+    assert load(path) == h.ops
