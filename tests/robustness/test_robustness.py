@@ -1,0 +1,80 @@
+"""Short robustness runs on each backend: concurrent clients under kills and pauses, the history
+checked for linearizability, durability, increasing tokens, single holders and fencing.
+
+The seed comes from LOCKSERVICE_ROBUSTNESS_SEED, or is picked and printed; a failure prints it with
+the command that replays the same schedule (`python -m tests.robustness ...`, README "Robustness
+suite"). LOCKSERVICE_ROBUSTNESS_SECONDS sets the length of each run (default 10; the retry
+scenario's: LOCKSERVICE_ROBUSTNESS_RETRY_SECONDS, default 6).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import replace
+
+import pytest
+
+from tests.conftest import ServerProcess
+from tests.e2e.support import ServerFactory
+from tests.robustness.checker import check
+from tests.robustness.clients import Workload
+from tests.robustness.runner import FINAL, RunConfig, RunResult, run
+
+SECONDS = float(os.environ.get("LOCKSERVICE_ROBUSTNESS_SECONDS", "10"))
+RETRY_SECONDS = float(os.environ.get("LOCKSERVICE_ROBUSTNESS_RETRY_SECONDS", "6"))
+
+
+def _seed() -> int:
+    chosen = int(os.environ.get("LOCKSERVICE_ROBUSTNESS_SEED", "0"))
+    return chosen or random.SystemRandom().randrange(1, 1_000_000)
+
+
+def _run(
+    backend: str, server_factory: ServerFactory, workload: Workload, seconds: float = SECONDS
+) -> RunResult:
+    config = RunConfig(backend=backend, seed=_seed(), duration=seconds, workload=workload)
+
+    def make_server(store_url: str) -> ServerProcess:
+        return server_factory(name="robust", store_url=store_url)
+
+    result = run(config, make_server)
+    print(result.explain())
+    return result
+
+
+@pytest.mark.timeout(240)
+def test_histories_under_kills_and_pauses_are_linearizable(
+    backend: str, server_factory: ServerFactory
+) -> None:
+    result = _run(backend, server_factory, Workload())
+    assert result.ok, result.explain()
+    # The run did what it claims: faults of each kind, locks handed over, fenced writes landed.
+    kinds = {fault.kind for fault in result.faults}
+    assert {"kill", "pause"} <= kinds, result.explain()
+    counts = result.counts()
+    assert counts["acquire ok"] >= 5 and counts["fenced_update ok"] >= 5, result.explain()
+    assert counts["update ok"] + counts["cas ok"] >= 3, result.explain()
+    # The checker rejects this very history once a final read forgets an acknowledged write.
+    finals = [op for op in result.history if op.process == FINAL and op.kind == "get" and op.status == "ok"]
+    final = max(finals, key=lambda op: op.version or 0)
+    assert final.version is not None and final.version > 1
+    lost = [replace(op, version=final.version - 1) if op is final else op for op in result.history]
+    assert {v.check for v in check(lost, final_process=FINAL).violations} == {"durability", "linearizability"}
+
+
+@pytest.mark.xfail(
+    reason="known bugs being fixed in parallel: a retried waiting AcquireLock with the same request_id "
+    "can be granted to a dead attempt's waiter (PostgreSQL); ReleaseLock is not idempotent by "
+    "request_id. Remove this marker once both fixes are merged.",
+    strict=False,
+)
+@pytest.mark.timeout(240)
+def test_writes_retried_with_their_request_id_under_kills_are_linearizable(
+    backend: str, server_factory: ServerFactory
+) -> None:
+    """Every unanswered write is retried with the same request_id until answered: the history
+    holds each retry loop as one op, which the server's deduplication must make atomic."""
+    result = _run(backend, server_factory, Workload(retry=True), seconds=RETRY_SECONDS)
+    assert result.ok, result.explain()
+    assert "kill" in {fault.kind for fault in result.faults}, result.explain()
