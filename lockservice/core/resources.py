@@ -223,13 +223,14 @@ class Resources:
         check_prefix(req.prefix, self._limits)
         size = page_size(req.page_size, self._limits)
         query = f"ListResources\x00{req.prefix}"
-        cursor = decode_page_token(req.page_token, query, str)
+        cursor = decode_page_token(self._store.page_token_secret, req.page_token, query, str)
         start_after = cursor if isinstance(cursor, str) else ""
         revision = await self._store.current_revision()
         rows = await self._store.list_resources(
             req.prefix, start_after, size + 1, with_values=req.with_values
         )
-        token = encode_page_token(query, rows[size - 1].key) if len(rows) > size else ""
+        secret = self._store.page_token_secret
+        token = encode_page_token(secret, query, rows[size - 1].key) if len(rows) > size else ""
         return Page(items=tuple(rows[:size]), next_page_token=token, revision=revision)
 
     async def list_versions(self, req: rq.ListResourceVersions) -> Page:
@@ -239,12 +240,13 @@ class Resources:
         if current is None:
             raise ResourceNotFound(f"{req.key} does not exist", metadata={"key": req.key})
         query = f"ListResourceVersions\x00{req.key}\x00{current.create_revision}"
-        cursor = decode_page_token(req.page_token, query, int)
+        cursor = decode_page_token(self._store.page_token_secret, req.page_token, query, int)
         below = cursor if isinstance(cursor, int) else current.version + 1
         rows = await self._store.list_versions(
             req.key, current.create_revision, below, size + 1, with_values=req.with_values
         )
-        token = encode_page_token(query, rows[size - 1].version) if len(rows) > size else ""
+        secret = self._store.page_token_secret
+        token = encode_page_token(secret, query, rows[size - 1].version) if len(rows) > size else ""
         return Page(items=tuple(rows[:size]), next_page_token=token, revision=current.mod_revision)
 
     # -- writes -----------------------------------------------------------------------------

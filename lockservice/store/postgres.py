@@ -52,6 +52,7 @@ from lockservice.store.rows import (
     EVENT_COLUMNS,
     LEASE_COLUMNS,
     LOCK_COLUMNS,
+    PAGE_TOKEN_SECRET_SQL,
     RESOURCE_COLUMNS,
     WAITER_COLUMNS,
     lease_values,
@@ -354,6 +355,7 @@ class PostgresStore:
         self._known_compacted = 0
         self._commit_observers: list[Callable[[int, float], None]] = []
         self._pruning: asyncio.Future[None] | None = None
+        self.page_token_secret = b""  # read at open
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -378,6 +380,7 @@ class PostgresStore:
         self._pool.open(wait=True, timeout=10.0)
         with self._pool.connection() as conn:
             migrate(conn)
+            self.page_token_secret = bytes(conn.execute(PAGE_TOKEN_SECRET_SQL.encode()).fetchone()[0])  # type: ignore[index]
             self._pumped_revision = conn.execute(
                 b"SELECT value FROM meta WHERE name = 'revision'"
             ).fetchone()[0]  # type: ignore[index]

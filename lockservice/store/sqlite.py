@@ -35,6 +35,7 @@ from lockservice.store.rows import (
     EVENT_COLUMNS,
     LEASE_COLUMNS,
     LOCK_COLUMNS,
+    PAGE_TOKEN_SECRET_SQL,
     RESOURCE_COLUMNS,
     WAITER_COLUMNS,
     lease_values,
@@ -325,6 +326,7 @@ class SqliteStore:
         # changed in place, so readers on the loop's thread can use it without a lock.
         self._waiter_counts: dict[str, int] = {}
         self._cache = ReadCache(_READ_CACHE_ENTRIES)
+        self.page_token_secret = b""  # read at open
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -353,6 +355,7 @@ class SqliteStore:
         self._compacted = conn.execute("SELECT value FROM meta WHERE name = 'compacted_revision'").fetchone()[
             0
         ]
+        self.page_token_secret = conn.execute(PAGE_TOKEN_SECRET_SQL).fetchone()[0]
         # Waiters belong to calls of the previous process, which are gone with it.
         conn.execute("DELETE FROM lock_waiters")
         conn.close()
