@@ -169,6 +169,11 @@ class Page:
 # travel base64-encoded in the trailers, which gRPC refuses above 8 KiB by default.
 CONFLICT_VALUE_MAX_BYTES = 4096
 
+# The longest an AcquireLock may queue, and the longest lock-delay it may ask for: the same on
+# gRPC (`Limits`), over HTTP and in the OpenAPI document.
+MAX_LOCK_WAIT_SECONDS = 3600.0
+MAX_LOCK_DELAY_SECONDS = 300.0
+
 
 @dataclass(frozen=True, slots=True)
 class ConflictState:
