@@ -44,6 +44,11 @@ __all__ = [
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 
 
+# An etag as the server issues it, `"<create_revision>.<version>"`, has at most 41 characters;
+# an expected etag longer than this is refused (it could never match, and is echoed back).
+MAX_ETAG_CHARS = 64
+
+
 def etag_for(create_revision: int, version: int) -> str:
     """A strong HTTP entity tag, unique per incarnation and version of a key.
 

@@ -23,6 +23,7 @@ from lockservice.core.ownership import check_lease_owner
 from lockservice.core.pagination import decode_page_token, encode_page_token, page_size
 from lockservice.core.validation import (
     check_content_type,
+    check_etag,
     check_key,
     check_lease_id,
     check_prefix,
@@ -127,6 +128,7 @@ def _update_expectation(expected_version: int | None, expected_etag: str) -> Exp
             )
         return ExpectVersion(expected_version)
     if expected_etag:
+        check_etag(expected_etag, field="expected_etag")
         return ExpectEtag(expected_etag)
     return None
 
@@ -328,6 +330,8 @@ class Resources:
             raise InvalidArgument(
                 "expected_version must be 1 or more", metadata={"field": "expected_version"}
             )
+        if isinstance(expectation, ExpectEtag):
+            check_etag(expectation.etag, field="expected_etag")
         if isinstance(expectation, ExpectValue):
             check_value(expectation.value, self._limits, field="expected_value")
         self._check_attachments(req.fence, req.lease_id, req.owner)
@@ -378,6 +382,8 @@ class Resources:
             check_key(compare.key, self._limits, field=f"compares[{i}].key")
             if isinstance(compare.expectation, ExpectValue):
                 check_value(compare.expectation.value, self._limits, field=f"compares[{i}].value")
+            if isinstance(compare.expectation, ExpectEtag):
+                check_etag(compare.expectation.etag, field=f"compares[{i}].etag")
             if isinstance(compare.expectation, ExpectVersion) and compare.expectation.version < 1:
                 raise InvalidArgument(
                     f"compares[{i}].version must be 1 or more", metadata={"field": f"compares[{i}].version"}

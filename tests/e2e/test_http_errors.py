@@ -141,6 +141,7 @@ def test_bad_headers_and_query_parameters_are_400(http: httpx.Client, prefix: st
         (http.put(path, content=b"x", headers={"If-Match": "not-quoted"}), "If-Match"),
         (http.put(path, content=b"x", headers={"If-Match": '"a", "b"'}), "If-Match"),
         (http.put(path, content=b"x", headers={"If-Match": 'W/"a"'}), "If-Match"),
+        (http.put(path, content=b"x", headers={"If-Match": '"' + "1" * 8000 + '"'}), "If-Match"),
         (http.put(path, content=b"x", headers={"If-None-Match": '"a"'}), "If-None-Match"),
         (http.put(path, content=b"x", headers={"If-Match": "*", "If-None-Match": "*"}), "If-None-Match"),
         (http.delete(path, headers={"If-None-Match": "*"}), "If-None-Match"),
