@@ -18,12 +18,13 @@ from google.protobuf.duration_pb2 import Duration
 
 from lockservice.model import CONFLICT_VALUE_MAX_BYTES
 from lockservice.rpc.status import STATUS_BUDGET_BYTES
-from lockservice.v1 import lock_pb2, lock_pb2_grpc, resource_pb2, resource_pb2_grpc
+from lockservice.v1 import lease_pb2, lease_pb2_grpc, lock_pb2, lock_pb2_grpc, resource_pb2, resource_pb2_grpc
 from tests.e2e.support import conflict_of, create, expect_failure
 from tests.grpc_errors import Failure
 
 ResourceStub = resource_pb2_grpc.ResourceServiceStub
 LockStub = lock_pb2_grpc.LockServiceStub
+LeaseStub = lease_pb2_grpc.LeaseServiceStub
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 ABORTED = grpc.StatusCode.ABORTED
 # The status is counted as gRPC counts it: the binary details (which repeat the message) plus
@@ -188,11 +189,19 @@ def test_conflicts_with_maximal_inputs_everywhere_fit_in_the_trailers(
 
 
 def test_over_long_fields_never_exhaust_the_trailers(
-    resources: ResourceStub, locks: LockStub, prefix: str
+    resources: ResourceStub, locks: LockStub, leases: LeaseStub, prefix: str
 ) -> None:
     """Fields past their limits are refused without echoing them whole."""
     huge = "x" * 100_000
     cases: list[tuple[Callable[..., Any], Any]] = [
+        (resources.GetResource, resource_pb2.GetResourceRequest(key=huge)),
+        (resources.ListResourceVersions, resource_pb2.ListResourceVersionsRequest(key=huge)),
+        (resources.DeleteResource, resource_pb2.DeleteResourceRequest(key=f"{prefix}/a", request_id=huge)),
+        (leases.GrantLease, lease_pb2.GrantLeaseRequest(ttl_seconds=5, holder=huge)),
+        (leases.GetLease, lease_pb2.GetLeaseRequest(lease_id=huge)),
+        (leases.RefreshLease, lease_pb2.RefreshLeaseRequest(lease_id=huge)),
+        (leases.RevokeLease, lease_pb2.RevokeLeaseRequest(lease_id=huge)),
+        (locks.GetLock, lock_pb2.GetLockRequest(name=huge)),
         (resources.CreateResource, resource_pb2.CreateResourceRequest(key=huge, value=b"x")),
         (
             resources.CreateResource,

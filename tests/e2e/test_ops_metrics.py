@@ -6,6 +6,8 @@ import time
 
 import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2
 
 from lockservice.v1 import lease_pb2, lock_pb2, lock_pb2_grpc, resource_pb2, resource_pb2_grpc
 from tests.conftest import free_port
@@ -119,9 +121,10 @@ def test_store_gauges_and_commit_histograms_move(server_factory: ServerFactory, 
 
 
 def _every_method() -> list[tuple[str, bool, bool]]:
-    """(path, client_streaming, server_streaming) of every RPC of the three services."""
+    """(path, client_streaming, server_streaming) of every RPC the server serves: our three
+    services, health and reflection."""
     methods = []
-    for module in (resource_pb2, lease_pb2, lock_pb2):
+    for module in (resource_pb2, lease_pb2, lock_pb2, health_pb2, reflection_pb2):
         for service in module.DESCRIPTOR.services_by_name.values():
             for method in service.methods:
                 methods.append(
@@ -135,8 +138,9 @@ def test_corrupt_messages_with_metrics_on_are_invalid_argument_on_every_method(
     server_factory: ServerFactory,
 ) -> None:
     """Issue #14 item 4: with --metrics-listen, a corrupt AcquireLock answered UNKNOWN with
-    "'CorruptMessage' object has no attribute 'HasField'"; every method, unary or streaming,
-    must answer INVALID_ARGUMENT and count it as such."""
+    "'CorruptMessage' object has no attribute 'HasField'" (and health and reflection answered
+    any corrupt message so); every method, unary or streaming, must answer INVALID_ARGUMENT and
+    count it as such."""
     port = free_port()
     server = server_factory(["--metrics-listen", f"127.0.0.1:{port}"]).start()
     corrupt = b"\xff\xff\xff\xff\xff"
@@ -162,6 +166,10 @@ def test_corrupt_messages_with_metrics_on_are_invalid_argument_on_every_method(
             )
             assert "corrupt protobuf wire format" in failure.message
             assert "object has no attribute" not in failure.message
+        # Health and reflection still answer well-formed requests.
+        watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(), timeout=10)
+        assert next(iter(watch)).status == health_pb2.HealthCheckResponse.SERVING
+        watch.cancel()
     samples = scrape(port)
     assert value(samples, "lockservice_rpc_calls_total", method="AcquireLock", code="INVALID_ARGUMENT") == 1
     assert value(samples, "lockservice_rpc_calls_total", method="KeepAlive", code="INVALID_ARGUMENT") == 1
