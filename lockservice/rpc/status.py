@@ -32,8 +32,9 @@ DOMAIN = "lockservice"
 STATUS_BUDGET_BYTES = 6 * 1024
 # (longest echoed string in UTF-8 bytes, largest message cost, whether the current value may
 # ride along): the first that fits the budget is used; the last always does (a few metadata
-# entries and conflict strings of 256 bytes). With the default limits the first always fits but
-# for the value, which a client then re-reads, as it does a value past 4 KiB.
+# entries and conflict strings of 256 bytes). With the default limits only a conflict on the
+# longest keys and content types needs the second (its client re-reads the value, as it does a
+# value past 4 KiB), and none the third.
 _CLIPS = ((1024, 1536, True), (1024, 1536, False), (256, 512, False))
 
 GRPC_CODE_BY_ERROR: dict[type[errors.LockserviceError], grpc.StatusCode] = {
