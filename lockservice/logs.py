@@ -1,5 +1,8 @@
 """structlog, configured once: JSON lines (a console renderer on a terminal), ISO UTC times,
-contextvars, structured tracebacks, and stdlib logging routed through the same pipeline."""
+contextvars, structured tracebacks, and stdlib logging routed through the same pipeline.
+
+Tracebacks never show the frames' local variables (structlog's and rich's default): they hold
+what the request carried (keys, values, page tokens, credentials), which logs never do."""
 
 from __future__ import annotations
 
@@ -25,9 +28,14 @@ def configure_logging(level: str = "info", fmt: str = "auto") -> None:
     ]
     renderer: Any
     if console:
-        renderer = structlog.dev.ConsoleRenderer()
+        # Python's own traceback: rich's (structlog's default when rich is installed) shows locals.
+        renderer = structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback)
     else:
-        shared.append(structlog.processors.dict_tracebacks)
+        shared.append(
+            structlog.processors.ExceptionRenderer(
+                structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+            )
+        )
         renderer = structlog.processors.JSONRenderer()
     structlog.configure(
         processors=[*shared, renderer],

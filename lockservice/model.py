@@ -45,6 +45,11 @@ __all__ = [
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 
 
+# An etag as the server issues it, `"<create_revision>.<version>"`, has at most 41 characters;
+# an expected etag longer than this is refused (it could never match, and is echoed back).
+MAX_ETAG_CHARS = 64
+
+
 def etag_for(create_revision: int, version: int) -> str:
     """A strong HTTP entity tag, unique per incarnation and version of a key.
 
@@ -184,6 +189,11 @@ class Page:
 # The largest current value a conflict carries back to the client. The gRPC status details
 # travel base64-encoded in the trailers, which gRPC refuses above 8 KiB by default.
 CONFLICT_VALUE_MAX_BYTES = 4096
+
+# The longest an AcquireLock may queue, and the longest lock-delay it may ask for: the same on
+# gRPC (`Limits`), over HTTP and in the OpenAPI document.
+MAX_LOCK_WAIT_SECONDS = 3600.0
+MAX_LOCK_DELAY_SECONDS = 300.0
 
 
 @dataclass(frozen=True, slots=True)

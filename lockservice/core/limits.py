@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from lockservice.model import MAX_LOCK_DELAY_SECONDS, MAX_LOCK_WAIT_SECONDS
+
 __all__ = ["Limits"]
 
 
@@ -21,10 +23,10 @@ class Limits:
     request_id_retention_seconds: int = 24 * 3600
     min_lease_ttl_seconds: int = 1
     max_lease_ttl_seconds: int = 24 * 3600
-    max_lock_wait_seconds: float = 3600.0
+    max_lock_wait_seconds: float = MAX_LOCK_WAIT_SECONDS
     # Lock-delay after a holder's lease expires, when the acquire does not choose one.
     default_lock_delay_seconds: float = 0.0
-    max_lock_delay_seconds: float = 300.0
+    max_lock_delay_seconds: float = MAX_LOCK_DELAY_SECONDS
     max_waiters_per_lock: int = 1024
     # Live leases in the whole store (every replica's): a bound on what clients can pin.
     max_leases: int = 1_000_000

@@ -26,6 +26,7 @@ from lockservice.core.ownership import check_lease_owner
 from lockservice.core.pagination import decode_page_token, encode_page_token, page_size
 from lockservice.core.validation import (
     check_content_type,
+    check_etag,
     check_key,
     check_lease_id,
     check_prefix,
@@ -130,6 +131,7 @@ def _update_expectation(expected_version: int | None, expected_etag: str) -> Exp
             )
         return ExpectVersion(expected_version)
     if expected_etag:
+        check_etag(expected_etag, field="expected_etag")
         return ExpectEtag(expected_etag)
     return None
 
@@ -249,7 +251,7 @@ class Resources:
         check_prefix(req.prefix, self._limits)
         size = page_size(req.page_size, self._limits)
         query = f"ListResources\x00{req.prefix}"
-        cursor = decode_page_token(req.page_token, query, str)
+        cursor = decode_page_token(self._store.page_token_secret, req.page_token, query, str)
         start_after = cursor if isinstance(cursor, str) else ""
         revision = await self._store.current_revision()
         rows, more = await self._read_page(
@@ -259,7 +261,7 @@ class Resources:
                 req.prefix, start_after, size + 1, with_values=req.with_values, max_bytes=max_bytes
             ),
         )
-        token = encode_page_token(query, rows[-1].key) if more else ""
+        token = encode_page_token(self._store.page_token_secret, query, rows[-1].key) if more else ""
         return Page(items=tuple(rows), next_page_token=token, revision=revision)
 
     async def list_versions(self, req: rq.ListResourceVersions) -> Page:
@@ -269,7 +271,7 @@ class Resources:
         if current is None:
             raise ResourceNotFound(f"{req.key} does not exist", metadata={"key": req.key})
         query = f"ListResourceVersions\x00{req.key}\x00{current.create_revision}"
-        cursor = decode_page_token(req.page_token, query, int)
+        cursor = decode_page_token(self._store.page_token_secret, req.page_token, query, int)
         below = cursor if isinstance(cursor, int) else current.version + 1
         rows, more = await self._read_page(
             size,
@@ -283,7 +285,7 @@ class Resources:
                 max_bytes=max_bytes,
             ),
         )
-        token = encode_page_token(query, rows[-1].version) if more else ""
+        token = encode_page_token(self._store.page_token_secret, query, rows[-1].version) if more else ""
         return Page(items=tuple(rows), next_page_token=token, revision=current.mod_revision)
 
     # -- writes -----------------------------------------------------------------------------
@@ -361,6 +363,8 @@ class Resources:
             raise InvalidArgument(
                 "expected_version must be 1 or more", metadata={"field": "expected_version"}
             )
+        if isinstance(expectation, ExpectEtag):
+            check_etag(expectation.etag, field="expected_etag")
         if isinstance(expectation, ExpectValue):
             check_value(expectation.value, self._limits, field="expected_value")
         self._check_attachments(req.fence, req.lease_id, req.owner)
@@ -409,6 +413,8 @@ class Resources:
             check_key(compare.key, self._limits, field=f"compares[{i}].key")
             if isinstance(compare.expectation, ExpectValue):
                 check_value(compare.expectation.value, self._limits, field=f"compares[{i}].value")
+            if isinstance(compare.expectation, ExpectEtag):
+                check_etag(compare.expectation.etag, field=f"compares[{i}].etag")
             if isinstance(compare.expectation, ExpectVersion) and compare.expectation.version < 1:
                 raise InvalidArgument(
                     f"compares[{i}].version must be 1 or more", metadata={"field": f"compares[{i}].version"}

@@ -6,10 +6,12 @@ import re
 
 from lockservice.core.limits import Limits
 from lockservice.errors import InvalidArgument, InvalidKey, InvalidRequestId, ValueTooLarge
+from lockservice.model import MAX_ETAG_CHARS
 
 __all__ = [
     "KEY_ALPHABET",
     "check_content_type",
+    "check_etag",
     "check_holder",
     "check_key",
     "check_lease_id",
@@ -75,6 +77,17 @@ def check_content_type(content_type: str, *, field: str = "content_type") -> Non
     ):
         raise InvalidArgument(
             f"{field} must be at most 255 printable ASCII characters", metadata={"field": field}
+        )
+
+
+def check_etag(etag: str, *, field: str) -> None:
+    """An expected etag: refused when longer than any the server issues (it could never match,
+    and it would be echoed into the conflict)."""
+    if len(etag) > MAX_ETAG_CHARS or not etag.isascii() or not etag.isprintable():
+        raise InvalidArgument(
+            f"{field} must be at most {MAX_ETAG_CHARS} printable ASCII characters, an etag as the "
+            'server issued it (such as "12.3")',
+            metadata={"field": field, "limit": str(MAX_ETAG_CHARS)},
         )
 
 

@@ -118,13 +118,15 @@ class JsonFields:
             raise invalid_argument(self._field(name), f"{self._field(name)} must be true or false")
         return value
 
-    def seconds(self, name: str) -> float | None:
-        """A non-negative number of seconds."""
+    def seconds(self, name: str, maximum: float = 315_576_000_000) -> float | None:
+        """A number of seconds from 0 to `maximum` (by default, what a protobuf Duration holds)."""
         value = self._data.get(name)
         if value is None:
             return None
-        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 315_576_000_000:
-            raise invalid_argument(self._field(name), f"{self._field(name)} must be a number of seconds >= 0")
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= maximum:
+            raise invalid_argument(
+                self._field(name), f"{self._field(name)} must be a number of seconds from 0 to {maximum:g}"
+            )
         return float(value)
 
     def value(self, name: str) -> bytes | None:

@@ -9,6 +9,7 @@ from google.protobuf.message import Message
 from lockservice.http.bodies import JsonFields
 from lockservice.http.failures import invalid_argument
 from lockservice.http.params import body_fence
+from lockservice.model import MAX_LOCK_DELAY_SECONDS, MAX_LOCK_WAIT_SECONDS
 from lockservice.v1 import lease_pb2, lock_pb2, resource_pb2
 
 __all__ = [
@@ -151,10 +152,10 @@ def acquire_request(name: str, body: JsonFields) -> lock_pb2.AcquireLockRequest:
             request.lease_id = body.string("lease_id")
         case "ttl_seconds":
             request.ttl_seconds = body.integer("ttl_seconds") or 0
-    wait = body.seconds("wait_timeout_seconds")
+    wait = body.seconds("wait_timeout_seconds", MAX_LOCK_WAIT_SECONDS)
     if wait is not None:
         request.wait_timeout.CopyFrom(_duration(wait))
-    delay = body.seconds("lock_delay_seconds")
+    delay = body.seconds("lock_delay_seconds", MAX_LOCK_DELAY_SECONDS)
     if delay is not None:
         request.lock_delay.CopyFrom(_duration(delay))
     return request

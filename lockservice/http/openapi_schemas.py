@@ -6,6 +6,7 @@ from __future__ import annotations
 import grpc
 
 from lockservice.http.json_views import JsonObject
+from lockservice.model import MAX_LOCK_DELAY_SECONDS, MAX_LOCK_WAIT_SECONDS
 
 __all__ = ["COMPONENTS", "INT32", "INT64", "KEY", "ref"]
 
@@ -229,9 +230,10 @@ _SCHEMAS: JsonObject = {
             "holder": _STRING,
             "wait_timeout_seconds": {
                 **_SECONDS,
+                "maximum": MAX_LOCK_WAIT_SECONDS,
                 "description": "Queue this long for the lock; 0 tries once.",
             },
-            "lock_delay_seconds": _SECONDS,
+            "lock_delay_seconds": {**_SECONDS, "maximum": MAX_LOCK_DELAY_SECONDS},
             "request_id": _STRING,
         }
     ),

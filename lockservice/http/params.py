@@ -99,6 +99,15 @@ def _header(request: Request, name: str) -> str:
     return value
 
 
+def _field_header(request: Request, name: str) -> str:
+    """A header carrying a lockservice field: "" when absent; a header that is sent blank is a
+    400 (it would otherwise silently mean "no key" or "no fence")."""
+    value = _header(request, name)
+    if not value and name in request.headers:
+        raise invalid_argument(name, f"{name} is empty; send a value or leave the header out")
+    return value
+
+
 def forwarded(request: Request, options: HttpOptions) -> tuple[tuple[str, str], ...]:
     """The gRPC metadata of the call made for `request`: the caller's credentials, if any.
 
@@ -130,16 +139,16 @@ def forwarded(request: Request, options: HttpOptions) -> tuple[tuple[str, str], 
 
 
 def idempotency_key(request: Request) -> str:
-    return _header(request, "Idempotency-Key")
+    return _field_header(request, "Idempotency-Key")
 
 
 def lease_header(request: Request) -> str:
-    return _header(request, "Lockservice-Lease-Id")
+    return _field_header(request, "Lockservice-Lease-Id")
 
 
 def header_fence(request: Request) -> lock_pb2.Fence | None:
-    lock_name = _header(request, "Lockservice-Fence-Lock")
-    token = _header(request, "Lockservice-Fence-Token")
+    lock_name = _field_header(request, "Lockservice-Fence-Lock")
+    token = _field_header(request, "Lockservice-Fence-Token")
     if not lock_name and not token:
         return None
     if not lock_name or not token:

@@ -16,7 +16,7 @@ import grpc
 from starlette.datastructures import Headers
 
 from lockservice.http.failures import Failure, RequestRejected, invalid_argument, precondition_required
-from lockservice.model import CONFLICT_VALUE_MAX_BYTES
+from lockservice.model import CONFLICT_VALUE_MAX_BYTES, MAX_ETAG_CHARS
 from lockservice.v1 import errors_pb2, resource_pb2
 
 __all__ = [
@@ -93,6 +93,10 @@ def write_condition(headers: Headers, method: str, *, required: bool) -> WriteCo
         weak, tag = tags[0]
         if weak:
             raise invalid_argument("If-Match", "If-Match compares strongly: a weak tag (W/) never matches")
+        if len(tag) > MAX_ETAG_CHARS:
+            raise invalid_argument(
+                "If-Match", f"If-Match must be an entity tag of at most {MAX_ETAG_CHARS} characters"
+            )
         return MatchEtag(tag)
     if required:
         raise precondition_required(method)

@@ -54,10 +54,14 @@ def visibility() -> Visibility:
 
 
 def _certificate_identity(context: grpc.aio.ServicerContext[Any, Any]) -> str | None:
+    """The subject common name, else the first subject alternative name, as the HTTP listener
+    takes it (`lockservice.http.identity`). gRPC reports a certificate without a common name as
+    an empty one, which names nobody."""
     auth = context.auth_context()
     for property_name in ("x509_common_name", "x509_subject_alternative_name"):
         for value in auth.get(property_name) or ():
-            return value.decode()
+            if value:
+                return value.decode()
     return None
 
 

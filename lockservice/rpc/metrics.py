@@ -28,6 +28,7 @@ from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
 from lockservice.errors import StoreUnavailable
+from lockservice.v1.lock_pb2 import AcquireLockRequest
 
 __all__ = ["CommitCounters", "ReportsCommits", "ReportsStats", "RpcMetrics", "serve_metrics"]
 
@@ -141,7 +142,9 @@ class RpcMetrics:
         latency.observe(seconds)
         if code in _CONFLICT_CODES:
             self._conflicts.labels(reason).inc()
-        if method == "AcquireLock" and request.HasField("wait_timeout"):
+        # The request may be a `CorruptMessage` (bytes that did not parse): only a parsed
+        # AcquireLockRequest says whether it waited.
+        if isinstance(request, AcquireLockRequest) and request.HasField("wait_timeout"):
             outcome = "acquired" if code == "OK" else "timed_out" if reason == "LOCK_HELD" else "failed"
             self._lock_wait.labels(outcome).observe(seconds)
 

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import grpc
 import structlog
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
 from lockservice.authfiles import load_policy, load_tokens
 from lockservice.config import Settings, is_postgres_url, sqlite_path
@@ -142,10 +142,18 @@ async def serve(settings: Settings) -> int:
     lifecycle = Lifecycle(server, policy, SERVICE_NAMES)
     if isinstance(store, ReportsAvailability):
         store.watch_availability(lifecycle.store_available)
-    health_pb2_grpc.add_HealthServicer_to_server(lifecycle.health, server)
-    reflection.enable_server_reflection(
-        (*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
+    add_servicer(health_pb2_grpc.add_HealthServicer_to_server, lifecycle.health, server, foreign=True)
+    add_servicer(
+        reflection_pb2_grpc.add_ServerReflectionServicer_to_server,
+        reflection.aio.ReflectionServicer(
+            (
+                *SERVICE_NAMES,
+                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                reflection.SERVICE_NAME,
+            )
+        ),
         server,
+        foreign=True,
     )
     stop_metrics: Callable[[], None] | None = None
     try:

@@ -18,6 +18,7 @@ __all__ = [
     "DOMAIN",
     "GRPC_CODE_BY_ERROR",
     "RETRY_PUSHBACK_METADATA",
+    "STATUS_BUDGET_BYTES",
     "grpc_code_for",
     "internal_status",
     "to_grpc_status",
@@ -27,6 +28,20 @@ __all__ = [
 DOMAIN = "lockservice"
 # gRFC A6: a negative value tells a client's retry policy not to retry this answer.
 RETRY_PUSHBACK_METADATA = "grpc-retry-pushback-ms"
+
+# The status travels in the trailers, which gRPC clients refuse above 8 KiB (a soft limit: past
+# it a growing share of answers is dropped as RESOURCE_EXHAUSTED "Stream removed"). What the
+# client sent is echoed, so every status is bounded, whatever the request and the configured
+# limits: echoed strings are clipped, the message too, and the current value rides along only
+# when the whole status fits in this budget (counted as gRPC counts it: the binary details plus
+# the message as sent, percent-encoded).
+STATUS_BUDGET_BYTES = 6 * 1024
+# (longest echoed string in UTF-8 bytes, largest message cost, whether the current value may
+# ride along): the first that fits the budget is used; the last always does (a few metadata
+# entries and conflict strings of 256 bytes). With the default limits only a conflict on the
+# longest keys and content types needs the second (its client re-reads the value, as it does a
+# value past 4 KiB), and none the third.
+_CLIPS = ((1024, 1536, True), (1024, 1536, False), (256, 512, False))
 
 GRPC_CODE_BY_ERROR: dict[type[errors.LockserviceError], grpc.StatusCode] = {
     errors.ResourceExists: grpc.StatusCode.ALREADY_EXISTS,
@@ -93,15 +108,60 @@ def _conflict_detail(conflict: ConflictState) -> errors_pb2.ConflictDetail:
     return detail
 
 
-def to_grpc_status(error: errors.LockserviceError) -> grpc.Status:
-    """The status a client sees for `error`: code, message, ErrorInfo and any ConflictDetail."""
-    code = grpc_code_for(error)
-    details = [
-        _packed(error_details_pb2.ErrorInfo(reason=error.reason, domain=DOMAIN, metadata=error.metadata))
-    ]
+def _clip(text: str, limit: int) -> str:
+    """`text` cut to at most `limit` UTF-8 bytes at a character boundary, ending in an ellipsis."""
+    data = text.encode()
+    if len(data) <= limit:
+        return text
+    return data[: limit - 3].decode(errors="ignore") + "\u2026"
+
+
+def _message_cost(text: str) -> int:
+    """Trailer bytes of a message: once in the details, once percent-encoded as grpc-message."""
+    data = text.encode()
+    return len(data) + sum(1 if 0x20 <= byte <= 0x7E and byte != 0x25 else 3 for byte in data)
+
+
+def _clip_message(message: str, limit: int) -> str:
+    if _message_cost(message) <= limit:
+        return message
+    kept, cost = [], _message_cost("\u2026")
+    for char in message:
+        cost += _message_cost(char)
+        if cost > limit:
+            break
+        kept.append(char)
+    return "".join(kept) + "\u2026"
+
+
+def _bounded_status(
+    error: errors.LockserviceError, echo_limit: int, message_limit: int, value: bool
+) -> status_pb2.Status:
+    message = _clip_message(error.message, message_limit)
+    metadata = {name: _clip(text, echo_limit) for name, text in error.metadata.items()}
+    details = [_packed(error_details_pb2.ErrorInfo(reason=error.reason, domain=DOMAIN, metadata=metadata))]
     if error.conflict is not None:
-        details.append(_packed(_conflict_detail(error.conflict)))
-    status = status_pb2.Status(code=code.value[0], message=error.message, details=details)
+        conflict = _conflict_detail(error.conflict)
+        for name in ("key", "expected", "holder", "lease_id", "current_etag", "current_content_type"):
+            setattr(conflict, name, _clip(getattr(conflict, name), echo_limit))
+        if not value:
+            conflict.ClearField("current_value")
+        details.append(_packed(conflict))
+    return status_pb2.Status(code=grpc_code_for(error).value[0], message=message, details=details)
+
+
+def _trailer_cost(status: status_pb2.Status) -> int:
+    details: int = status.ByteSize()  # the message is in here once already
+    return details + _message_cost(status.message) - len(status.message.encode())
+
+
+def to_grpc_status(error: errors.LockserviceError) -> grpc.Status:
+    """The status a client sees for `error`: code, message, ErrorInfo and any ConflictDetail,
+    within `STATUS_BUDGET_BYTES`."""
+    for echo_limit, message_limit, value in _CLIPS:
+        status = _bounded_status(error, echo_limit, message_limit, value)
+        if _trailer_cost(status) <= STATUS_BUDGET_BYTES:
+            break
     result: grpc.Status = rpc_status.to_status(status)
     return result
 

@@ -160,6 +160,9 @@ WriteBody = Callable[[WriteTxn], T]
 
 
 class Store(Protocol):
+    # The store's own key for signing page tokens, the same for every replica (set at open).
+    page_token_secret: bytes
+
     async def write(self, body: Callable[[WriteTxn], T]) -> T:
         """Runs `body` atomically and durably: when this returns, the change survives a crash."""
         ...

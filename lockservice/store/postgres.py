@@ -70,6 +70,7 @@ from lockservice.store.rows import (
     EVENT_COLUMNS,
     LEASE_COLUMNS,
     LOCK_COLUMNS,
+    PAGE_TOKEN_SECRET_SQL,
     RESOURCE_COLUMNS,
     WAITER_COLUMNS,
     lease_values,
@@ -439,6 +440,7 @@ class PostgresStore:
             ended="listen connection restored",
             database=self._target,
         )
+        self.page_token_secret = b""  # read at open
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -470,6 +472,7 @@ class PostgresStore:
         self._pool.open(wait=True, timeout=10.0)
         with self._pool.connection() as conn:
             migrate(conn)
+            self.page_token_secret = bytes(conn.execute(PAGE_TOKEN_SECRET_SQL.encode()).fetchone()[0])  # type: ignore[index]
             self._pumped_revision = conn.execute(
                 b"SELECT value FROM meta WHERE name = 'revision'"
             ).fetchone()[0]  # type: ignore[index]

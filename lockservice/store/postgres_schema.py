@@ -6,11 +6,16 @@ apply each pending migration while the others wait, then find nothing left to do
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import psycopg
 
 from lockservice.errors import StoreUnavailable
+from lockservice.store.rows import new_page_token_secret
 
 __all__ = ["MIGRATION_LOCK", "SCHEMA_VERSION", "migrate"]
+
+Conn = psycopg.Connection[tuple[object, ...]]
 
 MIGRATION_LOCK = 0x6C6F636B  # "lock": the advisory lock key all lockservice replicas agree on
 
@@ -101,11 +106,25 @@ CREATE TABLE events (
 CREATE INDEX events_key_revision ON events (key, revision);
 """
 
-MIGRATIONS: list[str] = [_V1]
+
+def _v1_tables(conn: Conn) -> None:
+    conn.execute(_V1.encode())  # several statements: no parameters
+
+
+def _v2_page_token_secret(conn: Conn) -> None:
+    """The store's own key for signing page tokens (`core.pagination`), shared by every replica."""
+    conn.execute(b"CREATE TABLE store_secrets (name TEXT PRIMARY KEY, value BYTEA NOT NULL)")
+    conn.execute(
+        b"INSERT INTO store_secrets (name, value) VALUES ('page_token', %s)",
+        (new_page_token_secret(),),
+    )
+
+
+MIGRATIONS: list[Callable[[Conn], None]] = [_v1_tables, _v2_page_token_secret]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-def migrate(conn: psycopg.Connection[tuple[object, ...]]) -> None:
+def migrate(conn: Conn) -> None:
     """Brings the database up to `SCHEMA_VERSION`; refuses a database newer than this code."""
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
@@ -120,5 +139,5 @@ def migrate(conn: psycopg.Connection[tuple[object, ...]]) -> None:
                 f"understands ({SCHEMA_VERSION}); upgrade lockservice"
             )
         for version in range(current, SCHEMA_VERSION):
-            conn.execute(MIGRATIONS[version].encode())  # several statements: no parameters
+            MIGRATIONS[version](conn)
         conn.execute("UPDATE lockservice_schema SET version = %s", (SCHEMA_VERSION,))

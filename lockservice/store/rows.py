@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 from lockservice.model import ChangeEvent, EventType, Lease, LockState, LockWaiter, Resource
@@ -10,11 +11,13 @@ __all__ = [
     "EVENT_COLUMNS",
     "LEASE_COLUMNS",
     "LOCK_COLUMNS",
+    "PAGE_TOKEN_SECRET_SQL",
     "RESOURCE_COLUMNS",
     "WAITER_COLUMNS",
     "lease_values",
     "lock_values",
     "metadata_columns",
+    "new_page_token_secret",
     "prefix_upper_bound",
     "resource_values",
     "row_to_event",
@@ -36,6 +39,12 @@ WAITER_COLUMNS = (
     "waiter_id, name, seq, holder, lease_id, ttl_seconds, lock_delay_us, request_id, fingerprint, deadline_us"
 )
 EVENT_COLUMNS = f"type, revision, {RESOURCE_COLUMNS}"
+# The store's own key for signing page tokens (`core.pagination`), made once by a migration.
+PAGE_TOKEN_SECRET_SQL = "SELECT value FROM store_secrets WHERE name = 'page_token'"
+
+
+def new_page_token_secret() -> bytes:
+    return secrets.token_bytes(32)
 
 
 def metadata_columns(empty_blob: str) -> str:

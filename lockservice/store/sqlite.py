@@ -40,6 +40,7 @@ from lockservice.store.rows import (
     EVENT_COLUMNS,
     LEASE_COLUMNS,
     LOCK_COLUMNS,
+    PAGE_TOKEN_SECRET_SQL,
     RESOURCE_COLUMNS,
     WAITER_COLUMNS,
     lease_values,
@@ -422,6 +423,7 @@ class SqliteStore:
             level="error",
             database=path,
         )
+        self.page_token_secret = b""  # read at open
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -466,6 +468,7 @@ class SqliteStore:
             ).fetchone()[0]
             floor = conn.execute("SELECT value FROM meta WHERE name = 'token_floor'").fetchone()
             self._token_floor = 0 if floor is None else floor[0]
+            self.page_token_secret = conn.execute(PAGE_TOKEN_SECRET_SQL).fetchone()[0]
             # Waiters belong to calls of the previous process, which are gone with it.
             conn.execute("DELETE FROM lock_waiters")
         finally:

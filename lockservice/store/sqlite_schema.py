@@ -13,6 +13,7 @@ from collections.abc import Callable
 import sqlite_utils
 
 from lockservice.errors import StoreUnavailable
+from lockservice.store.rows import new_page_token_secret
 
 __all__ = ["SCHEMA_VERSION", "migrate"]
 
@@ -107,7 +108,17 @@ def _v2_leases_locks_events(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1_resources, _v2_leases_locks_events]
+def _v3_page_token_secret(db: sqlite_utils.Database) -> None:
+    """The store's own key for signing page tokens (`core.pagination`); never leaves the file."""
+    db.table("store_secrets").create({"name": str, "value": bytes}, pk="name", not_null={"name", "value"})
+    db.execute("INSERT INTO store_secrets (name, value) VALUES ('page_token', ?)", [new_page_token_secret()])
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
+    _v1_resources,
+    _v2_leases_locks_events,
+    _v3_page_token_secret,
+]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -85,12 +85,26 @@ class CertificateAuthority:
         stem = name.replace(" ", "-")
         self.pem = _write(directory, stem, self._cert, self._key)
 
-    def issue(self, common_name: str, *, server: bool) -> Pem:
+    def issue(
+        self,
+        common_name: str,
+        *,
+        server: bool,
+        alternative_names: list[x509.GeneralName] | None = None,
+        with_common_name: bool = True,
+    ) -> Pem:
+        """A certificate for `common_name` (also its file name; left out of the subject when not
+        `with_common_name`), with `alternative_names` as its SANs (a client's only)."""
         key = ec.generate_private_key(ec.SECP256R1())
         now = datetime.datetime.now(datetime.UTC)
+        subject = (
+            _name(common_name)
+            if with_common_name
+            else x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "lockservice tests")])
+        )
         builder = (
             x509.CertificateBuilder()
-            .subject_name(_name(common_name))
+            .subject_name(subject)
             .issuer_name(self._cert.subject)
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
@@ -104,6 +118,8 @@ class CertificateAuthority:
                 ),
                 critical=False,
             )
+        elif alternative_names:
+            builder = builder.add_extension(x509.SubjectAlternativeName(alternative_names), critical=False)
         usage = (
             x509.oid.ExtendedKeyUsageOID.SERVER_AUTH if server else x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH
         )

@@ -141,6 +141,7 @@ def test_bad_headers_and_query_parameters_are_400(http: httpx.Client, prefix: st
         (http.put(path, content=b"x", headers={"If-Match": "not-quoted"}), "If-Match"),
         (http.put(path, content=b"x", headers={"If-Match": '"a", "b"'}), "If-Match"),
         (http.put(path, content=b"x", headers={"If-Match": 'W/"a"'}), "If-Match"),
+        (http.put(path, content=b"x", headers={"If-Match": '"' + "1" * 8000 + '"'}), "If-Match"),
         (http.put(path, content=b"x", headers={"If-None-Match": '"a"'}), "If-None-Match"),
         (http.put(path, content=b"x", headers={"If-Match": "*", "If-None-Match": "*"}), "If-None-Match"),
         (http.delete(path, headers={"If-None-Match": "*"}), "If-None-Match"),
@@ -169,3 +170,29 @@ def test_wrong_methods_and_unknown_routes(http: httpx.Client, prefix: str) -> No
     assert_problem(http.get(f"/v1/locks/{prefix}/x:acquire"), 404, "LOCK_NOT_FOUND", code="NOT_FOUND")
     unknown = http.get("/v2/anything")
     assert_problem(unknown, 404, "ROUTE_NOT_FOUND", code="NOT_FOUND", instance="/v2/anything")
+
+
+def test_blank_lockservice_headers_are_400_not_absent(http: httpx.Client, prefix: str) -> None:
+    """Issue #14 item 5: a blank `Idempotency-Key` or fence header silently meant "no key" or
+    "no fence"; a header that is sent must say something."""
+    path = f"/v1/resources/{prefix}/blank"
+    fence = {"Lockservice-Fence-Lock": f"{prefix}/l", "Lockservice-Fence-Token": "1"}
+    cases = [
+        ({"Idempotency-Key": ""}, "Idempotency-Key"),
+        ({**fence, "Lockservice-Fence-Lock": ""}, "Lockservice-Fence-Lock"),
+        ({**fence, "Lockservice-Fence-Token": ""}, "Lockservice-Fence-Token"),
+        ({"Lockservice-Fence-Lock": "", "Lockservice-Fence-Token": ""}, "Lockservice-Fence-Lock"),
+    ]
+    for headers, field in cases:
+        for response in (
+            http.put(path, content=b"x", headers=headers),
+            http.delete(path, headers=headers),
+        ):
+            problem = assert_problem(response, 400, "INVALID_ARGUMENT", code="INVALID_ARGUMENT", field=field)
+            assert "empty" in problem["detail"]
+    blank_lease = http.put(path, content=b"x", headers={"Lockservice-Lease-Id": ""})
+    assert_problem(
+        blank_lease, 400, "INVALID_ARGUMENT", code="INVALID_ARGUMENT", field="Lockservice-Lease-Id"
+    )
+    # Nothing was written by any of them.
+    assert http.get(path).status_code == 404

@@ -5,8 +5,11 @@ from __future__ import annotations
 import threading
 import time
 
+import grpc
 import httpx
 
+from lockservice.v1 import lock_pb2, lock_pb2_grpc
+from tests.e2e.support import expect_failure
 from tests.http.support import assert_problem, gateway_client_fixture
 
 http = gateway_client_fixture()
@@ -188,3 +191,33 @@ def test_lock_request_shape_errors_are_400(http: httpx.Client, prefix: str) -> N
     )
     missing_lease = http.post(path, json={"lease_id": "0" * 32})
     assert_problem(missing_lease, 404, "LEASE_NOT_FOUND", code="NOT_FOUND")
+
+
+def test_wait_timeout_limit_is_the_same_over_http_grpc_and_openapi(
+    http: httpx.Client, locks: lock_pb2_grpc.LockServiceStub, prefix: str
+) -> None:
+    """Issue #14 item 5: a wait_timeout_seconds at the OpenAPI document's own maximum answered
+    504 at once (the adapter's deadline overflowed) where gRPC said INVALID_ARGUMENT. Now the
+    document's maximum is the server's, a wait at it is accepted, and one past it is a 400 on
+    HTTP exactly as it is INVALID_ARGUMENT on gRPC."""
+    schema = http.get("/openapi.json").json()["components"]["schemas"]["AcquireLockRequest"]
+    maximum = schema["properties"]["wait_timeout_seconds"]["maximum"]
+    assert maximum == 3600
+    at_most = http.post(
+        f"/v1/locks/{prefix}/at-max:acquire", json={"ttl_seconds": 5, "wait_timeout_seconds": maximum}
+    )
+    assert at_most.status_code == 200, at_most.text
+    for too_long in (maximum + 0.5, 315_576_000_000, 1e300):
+        over = http.post(
+            f"/v1/locks/{prefix}/over:acquire", json={"ttl_seconds": 5, "wait_timeout_seconds": too_long}
+        )
+        problem = assert_problem(
+            over, 400, "INVALID_ARGUMENT", code="INVALID_ARGUMENT", field="body.wait_timeout_seconds"
+        )
+        assert "3600" in problem["detail"]
+    request = lock_pb2.AcquireLockRequest(name=f"{prefix}/over", ttl_seconds=5)
+    request.wait_timeout.FromSeconds(int(maximum) + 1)
+    failure = expect_failure(locks.AcquireLock, request, grpc.StatusCode.INVALID_ARGUMENT, "INVALID_ARGUMENT")
+    assert failure.metadata == {"field": "wait_timeout", "max": "3600"}
+    request.wait_timeout.FromSeconds(315_576_000_000)
+    expect_failure(locks.AcquireLock, request, grpc.StatusCode.INVALID_ARGUMENT, "INVALID_ARGUMENT")

@@ -19,6 +19,7 @@ from pathlib import Path
 import grpc
 import httpx
 import pytest
+from cryptography import x509
 
 from lockservice.v1 import resource_pb2, resource_pb2_grpc
 from tests.conftest import ServerProcess, free_port
@@ -249,4 +250,60 @@ def test_gateway_dials_a_tls_server_and_serves_plain_http(
             assert (unready.status_code, unready.json()["code"]) == (503, "UNAVAILABLE")
     finally:
         untrusting.stop()
+    assert server.stop() == 0
+
+
+def test_a_certificate_identity_follows_one_rule_on_both_ports(
+    server_factory: ServerFactory, ca: CertificateAuthority, tmp_path: Path
+) -> None:
+    """Issue #14 item 5: a client certificate with no common name was UNAUTHENTICATED on gRPC
+    but its first SAN over HTTP. One rule on both ports: the subject common name, else the
+    first DNS, URI, email or IP subject alternative name; a certificate with neither is refused
+    alike (UNAUTHENTICATED / 401)."""
+    cert = ca.issue("localhost", server=True)
+    spiffe = "spiffe://lockservice.test/orders"
+    san_only = ca.issue(
+        "san-only",
+        server=False,
+        with_common_name=False,
+        alternative_names=[x509.UniformResourceIdentifier(spiffe), x509.DNSName("orders.internal")],
+    )
+    nameless = ca.issue("nameless", server=False, with_common_name=False)
+    policy = tmp_path / "policy.toml"
+    policy.write_text(f'[[grant]]\nidentity = "{spiffe}"\nprefix = "orders/"\nrights = ["read", "write"]\n')
+    http_address = f"127.0.0.1:{free_port()}"
+    server = server_factory(
+        [
+            *("--tls-cert", str(cert.cert), "--tls-key", str(cert.key), "--tls-client-ca", str(ca.pem.cert)),
+            *("--auth-policy", str(policy), "--http-listen", http_address),
+        ]
+    )
+    start_tls(server, ca, san_only)
+    base_url = f"https://{http_address}"
+
+    with tls_channel(server.address, ca.pem, san_only) as channel:
+        stub = resource_pb2_grpc.ResourceServiceStub(channel)
+        stub.CreateResource(resource_pb2.CreateResourceRequest(key="orders/grpc", value=b"v"), timeout=10)
+        failure = expect_failure(
+            stub.CreateResource,
+            resource_pb2.CreateResourceRequest(key="billing/1", value=b"v"),
+            grpc.StatusCode.PERMISSION_DENIED,
+            "PERMISSION_DENIED",
+        )
+        assert failure.metadata == {"identity": spiffe, "right": "write", "key": "billing/1"}
+    with https(base_url, ca, san_only) as http:
+        put_created(http, "/v1/resources/orders/http", b"x")
+        denied = http.put("/v1/resources/billing/1", content=b"x")
+        assert_problem(denied, 403, "PERMISSION_DENIED", code="PERMISSION_DENIED")
+        assert denied.json()["metadata"] == {"identity": spiffe, "right": "write", "key": "billing/1"}
+
+    with tls_channel(server.address, ca.pem, nameless) as channel:
+        expect_failure(
+            resource_pb2_grpc.ResourceServiceStub(channel).GetResource,
+            resource_pb2.GetResourceRequest(key="orders/grpc"),
+            grpc.StatusCode.UNAUTHENTICATED,
+            "UNAUTHENTICATED",
+        )
+    with https(base_url, ca, nameless) as http:
+        assert_problem(http.get("/v1/resources/orders/grpc"), 401, "UNAUTHENTICATED", code="UNAUTHENTICATED")
     assert server.stop() == 0

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
+import string
+from typing import Any
 
 import grpc
 import pytest
@@ -345,3 +348,96 @@ def test_an_empty_prefix_lists_every_key_in_order(server_factory: ServerFactory)
             resource_pb2.ListResourcesRequest(page_size=3, page_token=first.next_page_token), timeout=10
         )
         assert ([r.key for r in rest.resources], rest.next_page_token) == (["c"], "")
+
+
+_URLSAFE_ALPHABET = string.ascii_uppercase + string.ascii_lowercase + string.digits + "-_"
+
+
+def _old_style_token(cursor: object, query: str) -> str:
+    """A token as the unsigned format built them: anyone could compute its query digest."""
+    digest = hashlib.sha256(query.encode()).hexdigest()[:16]
+    payload = json.dumps({"q": digest, "c": cursor}, separators=(",", ":"))
+    return base64.urlsafe_b64encode(payload.encode()).decode()
+
+
+def _nested_token(depth: int) -> str:
+    return base64.urlsafe_b64encode(b'{"q":' * depth + b"1" + b"}" * depth).decode()
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [2**63, 2**64 + 5, -(2**63) - 1, "\ud800", "a\x00b", True, False, None, 1.5, [1], {"c": 1}],
+    ids=lambda c: repr(c)[:20],
+)
+def test_forged_page_tokens_are_invalid_page_token_never_internal(
+    resources: Stub, prefix: str, cursor: object
+) -> None:
+    """Cursors out of int64, lone surrogates, NUL, booleans and other types in a token computed
+    as the unsigned format allowed: INVALID_PAGE_TOKEN, never INTERNAL (issue #14, item 3)."""
+    create(resources, f"{prefix}/a", b"x")
+    current = get(resources, f"{prefix}/a")
+    history = f"ListResourceVersions\x00{prefix}/a\x00{current.create_revision}"
+    calls: list[tuple[Any, Any]] = [
+        (resources.ListResources, resource_pb2.ListResourcesRequest(prefix=f"{prefix}/")),
+        (resources.ListResourceVersions, resource_pb2.ListResourceVersionsRequest(key=f"{prefix}/a")),
+    ]
+    for (call, request), query in zip(calls, [f"ListResources\x00{prefix}/", history], strict=True):
+        request.page_token = _old_style_token(cursor, query)
+        failure = expect_failure(call, request, INVALID, "INVALID_PAGE_TOKEN")
+        assert failure.metadata == {"field": "page_token"}
+
+
+@pytest.mark.parametrize("token", [_nested_token(100_000), "A" * 100_000, "%00", "é"])
+def test_deeply_nested_huge_or_odd_tokens_are_invalid_page_token(
+    resources: Stub, prefix: str, token: str
+) -> None:
+    create(resources, f"{prefix}/a", b"x")
+    request = resource_pb2.ListResourcesRequest(prefix=f"{prefix}/", page_token=token)
+    failure = expect_failure(resources.ListResources, request, INVALID, "INVALID_PAGE_TOKEN")
+    assert failure.metadata == {"field": "page_token"}
+
+
+def test_edited_page_token_is_invalid_page_token(resources: Stub, prefix: str) -> None:
+    """A token is tamper-evident: changing any character of it makes it invalid."""
+    for i in range(3):
+        create(resources, f"{prefix}/k{i}", b"x")
+    token = list_page(resources, f"{prefix}/", page_size=1).next_page_token
+    assert [r.key for r in list_page(resources, f"{prefix}/", 1, token).resources] == [f"{prefix}/k1"]
+    for position in range(len(token)):
+        # Flip the top bit of the character: always a data bit, even in the last character.
+        replacement = _URLSAFE_ALPHABET[_URLSAFE_ALPHABET.index(token[position]) ^ 32]
+        edited = token[:position] + replacement + token[position + 1 :]
+        failure = expect_failure(
+            resources.ListResources,
+            resource_pb2.ListResourcesRequest(prefix=f"{prefix}/", page_size=1, page_token=edited),
+            INVALID,
+            "INVALID_PAGE_TOKEN",
+        )
+        assert failure.metadata == {"field": "page_token"}
+
+
+def test_page_token_of_another_store_is_invalid_page_token(server_factory: ServerFactory) -> None:
+    """Each store signs its tokens with its own secret; a restart keeps it."""
+    first, second = server_factory(name="first").start(), server_factory(name="second").start()
+    tokens = []
+    for server in (first, second):
+        with grpc.insecure_channel(server.address) as channel:
+            stub = resource_pb2_grpc.ResourceServiceStub(channel)
+            for key in ("p/a", "p/b"):
+                stub.CreateResource(resource_pb2.CreateResourceRequest(key=key, value=b"x"), timeout=10)
+            tokens.append(list_page(stub, "p/", page_size=1).next_page_token)
+    assert tokens[0] != tokens[1]
+    with grpc.insecure_channel(second.address) as channel:
+        stub = resource_pb2_grpc.ResourceServiceStub(channel)
+        failure = expect_failure(
+            stub.ListResources,
+            resource_pb2.ListResourcesRequest(prefix="p/", page_size=1, page_token=tokens[0]),
+            INVALID,
+            "INVALID_PAGE_TOKEN",
+        )
+        assert failure.metadata == {"field": "page_token"}
+    first.stop()
+    first.start()
+    with grpc.insecure_channel(first.address) as channel:
+        stub = resource_pb2_grpc.ResourceServiceStub(channel)
+        assert [r.key for r in list_page(stub, "p/", 1, tokens[0]).resources] == ["p/b"]

@@ -6,11 +6,14 @@ import time
 
 import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2
 
-from lockservice.v1 import lock_pb2, lock_pb2_grpc, resource_pb2, resource_pb2_grpc
+from lockservice.v1 import lease_pb2, lock_pb2, lock_pb2_grpc, resource_pb2, resource_pb2_grpc
 from tests.conftest import free_port
 from tests.e2e.ops_support import scrape
 from tests.e2e.support import ServerFactory, create, expect_failure
+from tests.grpc_errors import decode
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -115,3 +118,62 @@ def test_store_gauges_and_commit_histograms_move(server_factory: ServerFactory, 
         assert value(samples, "lockservice_store_commit_duration_seconds_count") >= 1
         locks.ReleaseLock(lock_pb2.ReleaseLockRequest(name=f"{prefix}/lock", token=held.token), timeout=5)
     assert server.stop() == 0
+
+
+def _every_method() -> list[tuple[str, bool, bool]]:
+    """(path, client_streaming, server_streaming) of every RPC the server serves: our three
+    services, health and reflection."""
+    methods = []
+    for module in (resource_pb2, lease_pb2, lock_pb2, health_pb2, reflection_pb2):
+        for service in module.DESCRIPTOR.services_by_name.values():
+            for method in service.methods:
+                methods.append(
+                    (f"/{service.full_name}/{method.name}", method.client_streaming, method.server_streaming)
+                )
+    return methods
+
+
+@pytest.mark.backend_specific("sqlite", reason="the call wrapper and metrics sit above the store")
+def test_corrupt_messages_with_metrics_on_are_invalid_argument_on_every_method(
+    server_factory: ServerFactory,
+) -> None:
+    """Issue #14 item 4: with --metrics-listen, a corrupt AcquireLock answered UNKNOWN with
+    "'CorruptMessage' object has no attribute 'HasField'" (and health and reflection answered
+    any corrupt message so); every method, unary or streaming, must answer INVALID_ARGUMENT and
+    count it as such."""
+    port = free_port()
+    server = server_factory(["--metrics-listen", f"127.0.0.1:{port}"]).start()
+    corrupt = b"\xff\xff\xff\xff\xff"
+    with grpc.insecure_channel(server.address) as channel:
+        for path, client_streaming, server_streaming in _every_method():
+            kind = (
+                ("stream" if client_streaming else "unary")
+                + "_"
+                + ("stream" if server_streaming else "unary")
+            )
+            call = getattr(channel, kind)(
+                path, request_serializer=lambda data: data, response_deserializer=lambda data: data
+            )
+            request = iter([corrupt]) if client_streaming else corrupt
+            with pytest.raises(grpc.RpcError) as caught:
+                reply = call(request, timeout=10)
+                if server_streaming:
+                    list(reply)
+            failure = decode(caught.value)
+            assert (failure.code, failure.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_ARGUMENT"), (
+                path,
+                failure.message,
+            )
+            assert "corrupt protobuf wire format" in failure.message
+            assert "object has no attribute" not in failure.message
+        # Health and reflection still answer well-formed requests.
+        watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(), timeout=10)
+        assert next(iter(watch)).status == health_pb2.HealthCheckResponse.SERVING
+        watch.cancel()
+    samples = scrape(port)
+    assert value(samples, "lockservice_rpc_calls_total", method="AcquireLock", code="INVALID_ARGUMENT") == 1
+    assert value(samples, "lockservice_rpc_calls_total", method="KeepAlive", code="INVALID_ARGUMENT") == 1
+    assert not any(
+        key[0] == "lockservice_rpc_calls_total" and ("code", "UNKNOWN") in key[1] for key in samples
+    )
+    assert '"rpc failed"' not in server.logs()

@@ -293,3 +293,21 @@ def test_a_lost_database_answers_unavailable_and_recovers(
                 time.sleep(0.2)
         # The failed update was never applied: the next one is version 2.
         assert (updated.version, updated.value) == (2, b"3")
+
+
+def test_a_page_token_from_one_replica_pages_on_another(replicas: list[ServerProcess], prefix: str) -> None:
+    """The page-token secret lives in the database, so every replica of the store accepts it."""
+    _, resources, _ = _stubs(replicas[0].address)
+    for name in ("a", "b", "c"):
+        resources.CreateResource(
+            resource_pb2.CreateResourceRequest(key=f"{prefix}/{name}", value=b"x"), timeout=10
+        )
+    token = resources.ListResources(
+        resource_pb2.ListResourcesRequest(prefix=f"{prefix}/", page_size=1), timeout=10
+    ).next_page_token
+    for replica in replicas[1:]:
+        _, other, _ = _stubs(replica.address)
+        page = other.ListResources(
+            resource_pb2.ListResourcesRequest(prefix=f"{prefix}/", page_size=1, page_token=token), timeout=10
+        )
+        assert [r.key for r in page.resources] == [f"{prefix}/b"]

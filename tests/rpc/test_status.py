@@ -10,7 +10,13 @@ from google.rpc import error_details_pb2, status_pb2
 
 from lockservice import errors
 from lockservice.model import ConflictState, Resource
-from lockservice.rpc.status import DOMAIN, GRPC_CODE_BY_ERROR, internal_status, to_grpc_status
+from lockservice.rpc.status import (
+    DOMAIN,
+    GRPC_CODE_BY_ERROR,
+    STATUS_BUDGET_BYTES,
+    internal_status,
+    to_grpc_status,
+)
 from lockservice.v1 import errors_pb2
 
 
@@ -139,3 +145,46 @@ def test_internal_status_hides_the_cause() -> None:
     info = error_details_pb2.ErrorInfo()
     assert _decode(status).details[0].Unpack(info)
     assert info.reason == "INTERNAL_ERROR"
+
+
+def _trailer_cost(status: grpc.Status) -> int:
+    """As gRPC counts it: the binary details plus the message percent-encoded (grpc-message)."""
+    data = status.details.encode()
+    encoded = sum(1 if 0x20 <= byte <= 0x7E and byte != 0x25 else 3 for byte in data)
+    return len(_decode(status).SerializeToString()) + encoded
+
+
+def test_every_echoed_string_is_clipped_to_fit_the_trailer_budget() -> None:
+    """With a configured 4 KiB key, a multi-byte holder and a 4 KiB value, the status still fits:
+    the value is left out for the client to re-read, and strings are clipped (to 1 KiB, then if
+    that is not enough to 256 bytes, ending in an ellipsis)."""
+    key = "k" * 4096
+    holder = "\u20ac" * 256
+    current = dataclasses.replace(_ORDER, key=key, value=b"v" * 4096, content_type="t/" + "x" * 253)
+    error = errors.LockHeld(
+        f"lock {key} is held by {holder} (token 9)",
+        metadata={"name": key, "holder": holder},
+        conflict=ConflictState(key=key, current=current, expected="e" * 5000, revision=3, holder=holder),
+    )
+    status = to_grpc_status(error)
+    assert _trailer_cost(status) <= STATUS_BUDGET_BYTES
+    assert status.details.startswith(f"lock {key[:100]}") and status.details.endswith("\u2026")
+    decoded = _decode(status)
+    assert decoded.message == status.details
+    info = error_details_pb2.ErrorInfo()
+    assert decoded.details[0].Unpack(info)
+    clipped_holder = "\u20ac" * 84 + "\u2026"
+    assert (info.metadata["name"], info.metadata["holder"]) == (key[:253] + "\u2026", clipped_holder)
+    detail = errors_pb2.ConflictDetail()
+    assert decoded.details[1].Unpack(detail)
+    assert (detail.key, detail.holder) == (key[:253] + "\u2026", clipped_holder)
+    assert detail.expected == "e" * 253 + "\u2026"
+    assert not detail.HasField("current_value")
+    assert (detail.current_version, detail.current_etag) == (7, '"3.7"')
+
+
+def test_a_multibyte_message_is_clipped_by_what_it_costs_percent_encoded() -> None:
+    message = "\u20ac" * 1000  # 3 bytes each, 9 once percent-encoded
+    status = to_grpc_status(errors.InvalidArgument(message, metadata={"field": "x"}))
+    assert status.details == "\u20ac" * 127 + "\u2026"
+    assert _trailer_cost(status) <= 2048

@@ -6,6 +6,7 @@ Backend-specific because group commit and the single-process file lock are SQLit
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
@@ -209,3 +210,25 @@ def test_a_full_database_refuses_writes_keeps_reads_and_recovers(tmp_path: Path)
             await store.close()
 
     asyncio.run(scenario())
+
+
+def test_a_database_from_before_signed_page_tokens_gets_a_secret_once(tmp_path: Path) -> None:
+    """Schema version 3 adds the page-token secret to an existing file; it then never changes."""
+    path = str(tmp_path / "db.sqlite")
+
+    async def secret() -> bytes:
+        store = await SqliteStore.open(path)
+        try:
+            await store.write(_put("k", b"v"))
+            return store.page_token_secret
+        finally:
+            await store.close()
+
+    first = asyncio.run(secret())
+    assert len(first) == 32
+    assert asyncio.run(secret()) == first
+    with sqlite3.connect(path) as conn:  # back to schema version 2, as an older lockservice left it
+        conn.execute("DROP TABLE store_secrets")
+        conn.execute("UPDATE meta SET value = 2 WHERE name = 'schema_version'")
+    upgraded = asyncio.run(secret())
+    assert len(upgraded) == 32 and upgraded != first
