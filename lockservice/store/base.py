@@ -101,6 +101,11 @@ class WriteTxn(Protocol):
         """Leases whose deadline is after `now_us`."""
         ...
 
+    def lease_rows(self) -> int:
+        """Every stored lease, live or past its deadline but not yet ended: an upper bound of
+        `live_lease_count` that costs no scan (a count kept as leases are stored and deleted)."""
+        ...
+
     def expired_leases(self, now_us: int, limit: int) -> list[Lease]:
         """Leases whose deadline is at or before `now_us`, earliest first."""
         ...

@@ -267,6 +267,10 @@ class _PostgresTxn:
         count: int = self._one("SELECT count(*) FROM leases WHERE expire_time_us > %s", (now_us,))[0]
         return count
 
+    def lease_rows(self) -> int:
+        rows: int = self._one("SELECT sum(n) FROM lease_counts")[0]
+        return rows
+
     def expired_leases(self, now_us: int, limit: int) -> list[Lease]:
         # SKIP LOCKED: replicas expiring at once split the due leases; each is ended exactly once.
         rows = self._all(

@@ -80,6 +80,10 @@ _PRUNE_EVERY_SECONDS = 60.0
 _PRUNE_BATCH_ROWS = 10_000
 
 _META_COLUMNS = metadata_columns("x''")
+_UPSERT_LEASE = (
+    f"INSERT INTO leases ({LEASE_COLUMNS}) VALUES (?,?,?,?,?,?) ON CONFLICT (lease_id) DO UPDATE SET "
+    + ", ".join(f"{name.strip()} = excluded.{name.strip()}" for name in LEASE_COLUMNS.split(",")[1:])
+)
 
 # What an operator should read for SQLite's result codes (extended codes share the prefix).
 _SQLITE_CAUSES = {
@@ -243,9 +247,13 @@ class _SqliteTxn:
         return None if row is None else row_to_lease(row)
 
     def put_lease(self, lease: Lease) -> None:
-        self._conn.execute(
-            f"INSERT OR REPLACE INTO leases ({LEASE_COLUMNS}) VALUES (?,?,?,?,?,?)", lease_values(lease)
-        )
+        # An upsert, not INSERT OR REPLACE: the lease_rows count's insert trigger fires for new
+        # leases only (a replace would count a refresh as one more).
+        self._conn.execute(_UPSERT_LEASE, lease_values(lease))
+
+    def lease_rows(self) -> int:
+        rows: int = self._conn.execute("SELECT value FROM meta WHERE name = 'lease_rows'").fetchone()[0]
+        return rows
 
     def delete_lease(self, lease_id: str) -> None:
         self._conn.execute("DELETE FROM leases WHERE lease_id = ?", (lease_id,))

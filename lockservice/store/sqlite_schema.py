@@ -114,10 +114,26 @@ def _v3_page_token_secret(db: sqlite_utils.Database) -> None:
     db.execute("INSERT INTO store_secrets (name, value) VALUES ('page_token', ?)", [new_page_token_secret()])
 
 
+def _v4_lease_rows(db: sqlite_utils.Database) -> None:
+    """A count of the lease rows kept by triggers, so a grant checks `--max-leases` without
+    counting the table (`WriteTxn.lease_rows`). Leases are upserted, never replaced, so an
+    insert trigger fires for new rows only."""
+    db.execute("INSERT INTO meta (name, value) SELECT 'lease_rows', count(*) FROM leases")
+    db.execute(
+        "CREATE TRIGGER leases_counted_in AFTER INSERT ON leases BEGIN "
+        "UPDATE meta SET value = value + 1 WHERE name = 'lease_rows'; END"
+    )
+    db.execute(
+        "CREATE TRIGGER leases_counted_out AFTER DELETE ON leases BEGIN "
+        "UPDATE meta SET value = value - 1 WHERE name = 'lease_rows'; END"
+    )
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _v1_resources,
     _v2_leases_locks_events,
     _v3_page_token_secret,
+    _v4_lease_rows,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

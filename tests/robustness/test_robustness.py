@@ -63,12 +63,6 @@ def test_histories_under_kills_and_pauses_are_linearizable(
     assert {v.check for v in check(lost, final_process=FINAL).violations} == {"durability", "linearizability"}
 
 
-@pytest.mark.xfail(
-    reason="known bugs being fixed in parallel: a retried waiting AcquireLock with the same request_id "
-    "can be granted to a dead attempt's waiter (PostgreSQL); ReleaseLock is not idempotent by "
-    "request_id. Remove this marker once both fixes are merged.",
-    strict=False,
-)
 @pytest.mark.timeout(240)
 def test_writes_retried_with_their_request_id_under_kills_are_linearizable(
     backend: str, server_factory: ServerFactory
