@@ -10,17 +10,18 @@ from starlette.routing import Route
 from lockservice.http import create_app
 from lockservice.http.openapi import openapi_document
 from lockservice.http.openapi_schemas import KEY
+from lockservice.http.routes import KeyedRoute
 from tests.http.support import document, documented_operations
 
 
 def _app_operations() -> set[tuple[str, str]]:
     operations: set[tuple[str, str]] = set()
     for route in create_app(target="127.0.0.1:1").routes:
+        if isinstance(route, KeyedRoute):
+            operations |= route.operations
+            continue
         assert isinstance(route, Route)
-        path = re.sub(r"\{(\w+):path\}", r"{\1}", route.path)
-        operations |= {(method, path) for method in route.methods or () if method != "HEAD"}
-    # One Starlette route reads a value and, on a literal `/versions` ending, lists versions.
-    operations.add(("GET", "/v1/resources/{key}/versions"))
+        operations |= {(method, route.path) for method in route.methods or () if method != "HEAD"}
     return operations
 
 
