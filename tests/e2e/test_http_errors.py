@@ -154,6 +154,8 @@ def test_bad_headers_and_query_parameters_are_400(http: httpx.Client, prefix: st
         (http.get(path, params={"version": "abc"}), "version"),
         (http.get(path, params={"version": str(2**63)}), "version"),
         (http.get("/v1/resources", params={"page_size": str(2**31)}), "page_size"),
+        (http.get("/v1/resources", params={"page_size": ""}), "page_size"),
+        (http.get(path, params={"version": ""}), "version"),
         (http.get("/v1/resources", params={"view": "everything"}), "view"),
     ]
     for response, field in cases:
