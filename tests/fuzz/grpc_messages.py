@@ -107,9 +107,22 @@ class Seeds:
     etags: list[str] = field(default_factory=lambda: ['"1.1"'])
     tokens: list[int] = field(default_factory=lambda: [1])
     page_tokens: list[str] = field(default_factory=lambda: [""])
+    request_ids: list[str] = field(default_factory=lambda: [""])
+    # What only the seeding identity may see: values, holder names, lease ids, request ids.
+    secrets: list[str] = field(default_factory=list)
+    # Focused: names of keys, locks and leases are always the seeded ones, so every call is
+    # about the seeded state (the generated rest of the request still varies).
+    focused: bool = False
+
+    def always_set(self, name: str) -> bool:
+        return self.focused and name in ("key", "name", "lock_name", "prefix")
 
     def strings(self, name: str) -> st.SearchStrategy[str]:
         """A strategy for the string field `name`, by what the name says it holds."""
+        if self.focused and name in ("key", "prefix", "name", "lock_name"):
+            return st.sampled_from([*self.keys, *self.lock_names])
+        if self.focused and name in ("lease_id", "request_id"):
+            return st.sampled_from([*self.lease_ids, *self.request_ids])
         if name in ("key", "prefix"):
             return st.one_of(st.sampled_from(self.keys), _valid_key(), _text())
         if name in ("name", "lock_name"):
@@ -128,7 +141,7 @@ class Seeds:
                 st.sampled_from(self.page_tokens), st.text(alphabet=_KEY_CHARS, max_size=40), _text()
             )
         if name == "request_id":
-            return st.one_of(st.just(""), st.uuids().map(str), _text())
+            return st.one_of(st.sampled_from(self.request_ids), st.uuids().map(str), _text())
         if name == "content_type":
             return st.one_of(st.sampled_from(["", "text/plain", "application/json; charset=utf-8"]), _text())
         return _text()
@@ -212,7 +225,9 @@ def _message(seeds: Seeds, descriptor: Any, depth: int = 0) -> st.SearchStrategy
     oneofs = [o for o in descriptor.oneofs if not o.name.startswith("_") or len(o.fields) > 1]
     in_oneof = {fd.name for o in oneofs for fd in o.fields}
     plain = {
-        fd.name: st.one_of(
+        fd.name: (_repeated(seeds, fd, depth) if _is_repeated(fd) else _field_value(seeds, fd, depth))
+        if seeds.always_set(fd.name)
+        else st.one_of(
             st.none(), _repeated(seeds, fd, depth) if _is_repeated(fd) else _field_value(seeds, fd, depth)
         )
         for fd in descriptor.fields

@@ -119,28 +119,30 @@ def fuzz_server(backend: str, *, auth: bool, metrics: bool, workdir: Path) -> It
 
 
 def seed(server: FuzzServer, prefix: str, identity: str = "owner") -> Seeds:
-    """Resources, a lease and a held lock under `prefix`, made by `identity`; their names,
-    etags, ids and tokens as seeds for the generators."""
+    """Resources, a lease and a held lock under `prefix`, made by `identity` with request ids;
+    their names, etags, ids and tokens as seeds for the generators, and what only `identity`
+    may see (values, holder, lease id, request ids) as `secrets`."""
     metadata = server.metadata(identity)
+    holder = f"holder-of-{prefix}-{secrets.token_hex(4)}"
     with grpc.insecure_channel(server.process.address) as channel:
         resources = resource_pb2_grpc.ResourceServiceStub(channel)
         leases = lease_pb2_grpc.LeaseServiceStub(channel)
         locks = lock_pb2_grpc.LockServiceStub(channel)
         keys = [f"{prefix}/a", f"{prefix}/b/c", f"{prefix}/d"]
+        values = [f"value-of-{key}-{secrets.token_hex(4)}" for key in keys]
+        request_ids = [f"rid-{prefix}-{n}-{secrets.token_hex(4)}" for n in range(len(keys))]
         made = [
             resources.CreateResource(
-                resource_pb2.CreateResourceRequest(key=key, value=f"value-of-{key}".encode()),
+                resource_pb2.CreateResourceRequest(key=key, value=value.encode(), request_id=request_id),
                 metadata=metadata,
             )
-            for key in keys
+            for key, value, request_id in zip(keys, values, request_ids, strict=True)
         ]
         lease = leases.GrantLease(
-            lease_pb2.GrantLeaseRequest(ttl_seconds=3600, holder=f"holder-{identity}"), metadata=metadata
+            lease_pb2.GrantLeaseRequest(ttl_seconds=3600, holder=holder), metadata=metadata
         )
         lock = locks.AcquireLock(
-            lock_pb2.AcquireLockRequest(
-                name=f"{prefix}/lock", lease_id=lease.lease_id, holder=f"holder-{identity}"
-            ),
+            lock_pb2.AcquireLockRequest(name=f"{prefix}/lock", lease_id=lease.lease_id, holder=holder),
             metadata=metadata,
         )
         page = resources.ListResources(
@@ -153,6 +155,8 @@ def seed(server: FuzzServer, prefix: str, identity: str = "owner") -> Seeds:
         etags=[m.etag for m in made],
         tokens=[lock.token],
         page_tokens=[page.next_page_token],
+        request_ids=["", *request_ids],
+        secrets=[*values, holder, lease.lease_id, *request_ids],
     )
 
 
