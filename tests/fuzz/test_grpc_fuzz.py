@@ -25,8 +25,8 @@ from tests.fuzz.grpc_messages import Rpc, Seeds, Shown, raw_requests, request_st
 from tests.fuzz.grpc_support import FuzzServer, call, check_outcome, fuzz_server, seed
 from tests.fuzz.support import fuzz_settings
 
-TYPED_EXAMPLES = 25
-RAW_EXAMPLES = 10
+TYPED_EXAMPLES = 40
+RAW_EXAMPLES = 15
 RPCS = rpcs()
 CONFIGURATIONS = [
     pytest.param(("sqlite", False, False), id="sqlite"),

@@ -31,7 +31,7 @@ from tests.e2e.support import ServerFactory
 from tests.fuzz.support import fuzz_settings
 from tests.http.support import documented_operations, gateway
 
-EXAMPLES_PER_MODE = 12
+EXAMPLES_PER_MODE = 18
 checks.load_all_checks()
 ALL_CHECKS = list(checks.CHECKS.get_all())
 # An endless event stream has no response to validate; the watch tests cover it.
