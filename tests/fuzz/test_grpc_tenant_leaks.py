@@ -15,6 +15,7 @@ the same for every backend.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import replace
 
@@ -43,7 +44,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FuzzServer]:
 def _leaks(rpc: Rpc, request_text: str, outcome: CallOutcome, owner: Seeds) -> list[str]:
     """What `outcome` reveals of `owner`'s state that the request did not already say."""
     hidden = [s for s in owner.secrets if s and s not in request_text]
-    tokens = [str(t) for t in owner.tokens if f"token: {t}\n" not in request_text]
+    tokens = [str(t) for t in owner.tokens if not re.search(rf"\btoken: {t}\n", request_text)]
     found: list[str] = []
     for reply in outcome.replies:
         text = text_format.MessageToString(reply, as_utf8=True)
@@ -52,7 +53,7 @@ def _leaks(rpc: Rpc, request_text: str, outcome: CallOutcome, owner: Seeds) -> l
         return found
     message = outcome.error.details() or ""
     found += [f"message names {s!r}" for s in hidden if s in message]
-    found += [f"message names token {t}" for t in tokens if f"token {t}" in message]
+    found += [f"message names token {t}" for t in tokens if re.search(rf"\btoken {t}\b", message)]
     status = rpc_status.from_call(outcome.error)
     for detail in status.details if status is not None else []:
         if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
