@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test lint typecheck protos check-protos clean
+.PHONY: serve test fuzz lint typecheck protos check-protos clean
 
 $(STAMP): pyproject.toml clients/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,9 @@ serve: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+fuzz: $(STAMP)
+	LOCKSERVICE_FUZZ_EXAMPLES=$${LOCKSERVICE_FUZZ_EXAMPLES:-5000} $(BIN)/python -m pytest tests/fuzz
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -61,8 +61,19 @@ class AccessPolicy:
         """PERMISSION_DENIED unless `identity` has `right` on `key` (on every key starting with
         `key` when `whole_prefix`: the same test, since grants are prefixes)."""
         if not self.allows(identity, right, key):
-            scope = f"the keys under {key!r}" if whole_prefix else repr(key)
+            shown = _shown(key)
+            scope = f"the keys under {shown!r}" if whole_prefix else repr(shown)
             raise PermissionDenied(
                 f"identity {identity!r} has no {right.value} right on {scope}",
-                metadata={"identity": identity, "right": right.value, "key": key},
+                metadata={"identity": identity, "right": right.value, "key": shown},
             )
+
+
+# A refusal names the key in its message and metadata, which travel in gRPC trailers (8 KiB in
+# all): a key longer than any valid one is named by its start. (Authorization runs before a key
+# is validated, so the key may be any length the request could carry.)
+_SHOWN_KEY_BYTES = 1024
+
+
+def _shown(key: str) -> str:
+    return key if len(key.encode("utf-8", "surrogatepass")) <= _SHOWN_KEY_BYTES else f"{key[:64]}..."

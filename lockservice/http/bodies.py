@@ -101,9 +101,12 @@ class JsonFields:
         return value
 
     def integer(self, name: str) -> int | None:
+        """An integer; as in JSON Schema and proto3 JSON, a number with a zero fraction (5.0) is one."""
         value = self._data.get(name)
         if value is None:
             return None
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
         if isinstance(value, bool) or not isinstance(value, int):
             raise invalid_argument(self._field(name), f"{self._field(name)} must be an integer")
         if not -(2**63) <= value < 2**63:

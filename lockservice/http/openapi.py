@@ -8,12 +8,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from lockservice.core.limits import Limits
 from lockservice.http.json_views import Json, JsonObject
-from lockservice.http.openapi_schemas import COMPONENTS, INT64, ref
+from lockservice.http.openapi_schemas import INT64, components, ref
 
 __all__ = ["openapi_document"]
 
 _CONFLICT_STATUSES = frozenset({"409", "412"})
+# Any call may be refused for its credentials (401, 403), throttled (429), or meet an
+# unavailable or slow service (503, 504); an unexpected fault is 500. All are problem+json.
+_ANY_CALL_ERRORS = ("400", "401", "403", "429", "500", "503", "504")
+_NON_NEGATIVE64: JsonObject = {**INT64, "minimum": 0}
 
 
 def _json(schema: JsonObject, description: str, headers: JsonObject | None = None) -> JsonObject:
@@ -45,7 +50,7 @@ def _operation(
     description: str = "",
 ) -> JsonObject:
     all_responses: JsonObject = dict(responses)
-    for status in errors:
+    for status in sorted({*errors, *(_ANY_CALL_ERRORS if errors else ())}):
         all_responses[status] = ref("Conflict" if status in _CONFLICT_STATUSES else "Problem", "responses")
     all_responses["default"] = ref("Problem", "responses")
     operation: JsonObject = {
@@ -82,7 +87,7 @@ _RESOURCE_PATHS: JsonObject = {
             "resources",
             {"200": _json(ref("ResourceList"), "One page of resources.")},
             parameters=[
-                {"name": "prefix", "in": "query", "schema": {"type": "string"}},
+                _param("Prefix"),
                 _param("PageSize"),
                 _param("PageToken"),
                 _param("View"),
@@ -98,7 +103,8 @@ _RESOURCE_PATHS: JsonObject = {
                 "200": {
                     "description": "The raw value.",
                     "headers": _resource_headers(),
-                    "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
+                    # Any bytes, typed with the content type they were written with.
+                    "content": {"*/*": {}},
                 },
                 "304": {
                     "description": "If-None-Match names the current etag.",
@@ -111,11 +117,11 @@ _RESOURCE_PATHS: JsonObject = {
                 {
                     "name": "version",
                     "in": "query",
-                    "description": "A retained past version.",
-                    "schema": INT64,
+                    "description": "A retained past version (0: the latest).",
+                    "schema": _NON_NEGATIVE64,
                 },
-                _param("IfMatch"),
-                {"name": "If-None-Match", "in": "header", "schema": {"type": "string"}},
+                _param("IfMatchRead"),
+                _param("IfNoneMatchRead"),
             ],
         ),
         "put": _operation(
@@ -131,7 +137,8 @@ _RESOURCE_PATHS: JsonObject = {
                 "`If-None-Match: *` creates (409 RESOURCE_EXISTS if the key exists); "
                 '`If-Match: "etag"` updates only that version (409 VERSION_MISMATCH with the current '
                 "ETag otherwise); `If-Match: *` updates an existing key; neither upserts, unless the "
-                "server requires preconditions (428). The request's Content-Type is stored with the value."
+                "server requires preconditions (428). The request's Content-Type is stored with the value. "
+                "If-Match and If-None-Match together, or a fence with If-None-Match, are 400."
             ),
             parameters=[
                 _param("Key"),
@@ -142,7 +149,7 @@ _RESOURCE_PATHS: JsonObject = {
                     "description": "`*`: create only.",
                     "schema": {"type": "string", "enum": ["*"]},
                 },
-                {"name": "Lockservice-Lease-Id", "in": "header", "schema": {"type": "string"}},
+                _param("LeaseIdHeader"),
                 *_WRITE_HEADERS,
             ],
             body={
@@ -209,9 +216,14 @@ _RESOURCE_PATHS: JsonObject = {
             },
             errors=("400", "501"),
             parameters=[
-                {"name": "key", "in": "query", "schema": {"type": "string"}},
+                {
+                    "name": "key",
+                    "in": "query",
+                    "description": "A key, or with prefix=true the start of keys (empty: every key).",
+                    "schema": ref("KeyOrPrefix"),
+                },
                 {"name": "prefix", "in": "query", "schema": {"type": "boolean"}},
-                {"name": "start_revision", "in": "query", "schema": INT64},
+                {"name": "start_revision", "in": "query", "schema": _NON_NEGATIVE64},
                 {
                     "name": "Last-Event-ID",
                     "in": "header",
@@ -349,12 +361,13 @@ _INFO: JsonObject = {
 }
 
 
-def openapi_document(server_url: str = "/") -> JsonObject:
-    """The document, with `servers` pointing where the adapter is mounted."""
+def openapi_document(server_url: str = "/", limits: Limits | None = None) -> JsonObject:
+    """The document, with `servers` pointing where the adapter is mounted, and the ranges of a
+    server with `limits` (the defaults unless the adapter is told its server's)."""
     return {
         "openapi": "3.1.0",
         "info": dict(_INFO),
         "servers": [{"url": server_url}],
         "paths": {**_RESOURCE_PATHS, **_LOCK_PATHS, **_LEASE_PATHS, **_META_PATHS},
-        "components": COMPONENTS,
+        "components": components(limits or Limits()),
     }

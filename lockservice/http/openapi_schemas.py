@@ -1,25 +1,32 @@
 """OpenAPI 3.1 components: the JSON shapes of `json_views.py` and `json_requests.py`, the
-problem+json body of `problems.py`, and the shared headers and parameters."""
+problem+json body of `problems.py`, and the shared headers and parameters.
+
+Every constraint the service enforces that JSON Schema can say is here, with the server's own
+limits (`components(limits)`): the key syntax, lease ids, request ids, TTL and wait ranges, one
+member of each oneof. What it cannot say (a page token's validity, one key per transaction
+operation, If-Match and If-None-Match together) is in the descriptions.
+"""
 
 from __future__ import annotations
 
 import grpc
 
-from lockservice.http.json_views import JsonObject
-from lockservice.model import MAX_LOCK_DELAY_SECONDS, MAX_LOCK_WAIT_SECONDS
+from lockservice.core.limits import Limits
+from lockservice.http.json_views import Json, JsonObject
 
-__all__ = ["COMPONENTS", "INT32", "INT64", "KEY", "ref"]
+__all__ = ["INT32", "INT64", "KEY", "components", "key_schema", "ref"]
 
 INT64: JsonObject = {"type": "integer", "format": "int64", "minimum": -(2**63), "maximum": 2**63 - 1}
 INT32: JsonObject = {"type": "integer", "format": "int32", "minimum": -(2**31), "maximum": 2**31 - 1}
-_COUNT: JsonObject = {"type": "integer", "minimum": 0}
+_POSITIVE64: JsonObject = {**INT64, "minimum": 1}
 _STRING: JsonObject = {"type": "string"}
 _BOOL: JsonObject = {"type": "boolean"}
 _TIME: JsonObject = {"type": ["string", "null"], "format": "date-time"}
-_BASE64: JsonObject = {"type": "string", "contentEncoding": "base64"}
+_BASE64_PATTERN = "^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
+_BASE64: JsonObject = {"type": "string", "contentEncoding": "base64", "pattern": _BASE64_PATTERN}
 _NULLABLE_BYTES: JsonObject = {"type": ["string", "null"], "contentEncoding": "base64"}
-_SECONDS: JsonObject = {"type": "number", "minimum": 0, "maximum": 315_576_000_000}
 _STRINGS: JsonObject = {"type": "array", "items": _STRING}
+_DECIMAL = "^[0-9]+$"
 
 
 # The key syntax (resource keys and lock names): 1 to 512 bytes of A-Z a-z 0-9 - . _ ~ / : @ + = , !
@@ -27,12 +34,31 @@ _STRINGS: JsonObject = {"type": "array", "items": _STRING}
 _KEY_CHAR = r"[A-Za-z0-9\-._~:@+=,!]"
 _KEY_CHAR_NOT_DOT = r"[A-Za-z0-9\-_~:@+=,!]"
 _SEGMENT = f"(?:{_KEY_CHAR_NOT_DOT}|{_KEY_CHAR_NOT_DOT}{_KEY_CHAR}|\\.{_KEY_CHAR_NOT_DOT}|{_KEY_CHAR}{{3,}})"
-KEY: JsonObject = {
-    "type": "string",
-    "minLength": 1,
-    "maxLength": 512,
-    "pattern": f"^{_SEGMENT}(?:/{_SEGMENT})*$",
-}
+_KEY_PATTERN = f"^{_SEGMENT}(?:/{_SEGMENT})*$"
+_LEASE_ID_PATTERN = "(?:[0-9a-f]{16})?[0-9a-f]{32}"
+
+
+def key_schema(max_key_bytes: int) -> JsonObject:
+    """A resource key or lock name (every character is one byte)."""
+    return {"type": "string", "minLength": 1, "maxLength": max_key_bytes, "pattern": _KEY_PATTERN}
+
+
+KEY = key_schema(Limits().max_key_bytes)
+
+
+def _decimal_at_most(limit: int) -> str:
+    """A regex (no anchors) for the decimal numbers 1..`limit`, leading zeros allowed."""
+    digits = str(limit)
+    shorter = f"[1-9][0-9]{{0,{len(digits) - 2}}}" if len(digits) > 1 else ""
+    same_length = []
+    for index, digit in enumerate(digits):
+        rest = len(digits) - index - 1
+        low = "1" if index == 0 else "0"
+        if int(digit) > int(low):
+            tail = f"[0-9]{{{rest}}}" if rest else ""
+            same_length.append(f"{digits[:index]}[{low}-{int(digit) - 1}]{tail}")
+    same_length.append(digits)
+    return "0*(?:" + "|".join([p for p in [shorter, *same_length] if p]) + ")"
 
 
 def ref(name: str, kind: str = "schemas") -> JsonObject:
@@ -50,6 +76,42 @@ def _object(properties: JsonObject, required: list[str] | None = None, *, closed
 
 def _all(properties: JsonObject) -> list[str]:
     return list(properties)
+
+
+def _nullable(schema: JsonObject) -> JsonObject:
+    """`schema` or null: as in proto3 JSON, a request member that is null is not given."""
+    kind = schema.get("type")
+    if isinstance(kind, str):
+        return {**schema, "type": [kind, "null"]}
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def _request(properties: JsonObject, required: list[str] | None = None) -> JsonObject:
+    """A request body object: unknown members refused, optional ones nullable."""
+    required = required or []
+    return _object(
+        {
+            name: _nullable(shape) if name not in required and isinstance(shape, dict) else shape
+            for name, shape in properties.items()
+        },
+        required,
+    )
+
+
+def _given(*names: str) -> JsonObject:
+    """Every one of `names` is present and not null."""
+    return {"required": list(names), "properties": {name: {"not": {"type": "null"}} for name in names}}
+
+
+def _at_most_one(*names: str) -> JsonObject:
+    """No two of `names` given together (a oneof as JSON members)."""
+    pairs: list[Json] = [_given(a, b) for i, a in enumerate(names) for b in names[i + 1 :]]
+    return {"not": {"anyOf": pairs}}
+
+
+def _exactly_one(*names: str) -> list[Json]:
+    """`allOf` members: one of `names` is given, and no two."""
+    return [{"anyOf": [_given(name) for name in names]}, _at_most_one(*names)]
 
 
 _RESOURCE: JsonObject = {
@@ -120,8 +182,7 @@ _PROBLEM: JsonObject = {
     "metadata": {"type": "object", "additionalProperties": _STRING},
     "conflict": ref("Conflict"),
 }
-
-_SCHEMAS: JsonObject = {
+_RESPONSE_SCHEMAS: JsonObject = {
     "Resource": _object(
         {**_RESOURCE, "value_base64": {**_BASE64, "description": "Only with view=full."}}, _all(_RESOURCE)
     ),
@@ -140,53 +201,6 @@ _SCHEMAS: JsonObject = {
     "DeleteResult": _object(
         {"resource": {"oneOf": [ref("Resource"), {"type": "null"}]}, "revision": INT64},
         ["resource", "revision"],
-    ),
-    "Fence": _object({"lock_name": KEY, "token": INT64}, ["lock_name", "token"]),
-    "CompareAndSetRequest": _object(
-        {
-            "expected_version": INT64,
-            "expected_etag": _STRING,
-            "expected_value": _STRING,
-            "expected_value_base64": _BASE64,
-            "expect_absent": _BOOL,
-            "value": {**_STRING, "description": "The new value as UTF-8 text (or use value_base64)."},
-            "value_base64": _BASE64,
-            "content_type": _STRING,
-            "fence": ref("Fence"),
-            "lease_id": _STRING,
-            "request_id": _STRING,
-        }
-    ),
-    "Compare": _object(
-        {
-            "key": _STRING,
-            "version": INT64,
-            "etag": _STRING,
-            "value": _STRING,
-            "value_base64": _BASE64,
-            "absent": _BOOL,
-        },
-        ["key"],
-    ),
-    "PutOperation": _object(
-        {
-            "key": _STRING,
-            "value": _STRING,
-            "value_base64": _BASE64,
-            "content_type": _STRING,
-            "lease_id": _STRING,
-        },
-        ["key"],
-    ),
-    "DeleteOperation": _object({"key": KEY}, ["key"]),
-    "Operation": _object({"put": ref("PutOperation"), "delete": ref("DeleteOperation")}),
-    "TransactRequest": _object(
-        {
-            "compares": {"type": "array", "items": ref("Compare")},
-            "operations": {"type": "array", "items": ref("Operation")},
-            "fence": ref("Fence"),
-            "request_id": _STRING,
-        }
     ),
     "TransactResult": _object(
         {
@@ -223,24 +237,7 @@ _SCHEMAS: JsonObject = {
     ),
     "Lock": _object(_LOCK, _all(_LOCK)),
     "ReleaseResult": _object({"lock": ref("Lock")}, ["lock"]),
-    "AcquireLockRequest": _object(
-        {
-            "lease_id": {**_STRING, "description": "Hold the lock under this lease (or give ttl_seconds)."},
-            "ttl_seconds": {**INT64, "description": "Create a lease of this TTL for the lock."},
-            "holder": _STRING,
-            "wait_timeout_seconds": {
-                **_SECONDS,
-                "maximum": MAX_LOCK_WAIT_SECONDS,
-                "description": "Queue this long for the lock; 0 tries once.",
-            },
-            "lock_delay_seconds": {**_SECONDS, "maximum": MAX_LOCK_DELAY_SECONDS},
-            "request_id": _STRING,
-        }
-    ),
-    "ReleaseLockRequest": _object({"token": INT64, "request_id": _STRING}),
     "Lease": _object(_LEASE, _all(_LEASE)),
-    "GrantLeaseRequest": _object({"ttl_seconds": INT64, "holder": _STRING, "request_id": _STRING}),
-    "RequestIdBody": _object({"request_id": _STRING}),
     "RevokeResult": _object(
         {"revision": INT64, "released_locks": _STRINGS, "deleted_keys": _STRINGS},
         ["revision", "released_locks", "deleted_keys"],
@@ -254,9 +251,162 @@ _SCHEMAS: JsonObject = {
     "Problem": _object(_PROBLEM, ["type", "title", "status", "detail", "instance", "code"], closed=False),
 }
 
-_ENTITY_TAG_PATTERN = r'^\s*(\*|(W/)?"[^"]*"(\s*,\s*(W/)?"[^"]*")*)\s*$'
+
+class _Fields:
+    """The request field schemas under one server's limits."""
+
+    def __init__(self, limits: Limits) -> None:
+        self.key = key_schema(limits.max_key_bytes)
+        self.prefix: JsonObject = {
+            "type": "string",
+            "maxLength": limits.max_key_bytes,
+            "pattern": r"^[A-Za-z0-9\-._~/:@+=,!]*$",
+        }
+        self.lease_id: JsonObject = {"type": "string", "pattern": f"^{_LEASE_ID_PATTERN}$"}
+        self.lease_id_or_none: JsonObject = {
+            "type": "string",
+            "description": "Empty: no lease.",
+            "pattern": f"^(?:{_LEASE_ID_PATTERN})?$",
+        }
+        self.request_id: JsonObject = {
+            "type": "string",
+            "description": "AIP-155: a retry with the same id returns the first answer; empty: none.",
+            "maxLength": limits.max_request_id_chars,
+            "pattern": "^[!-~]*$",
+        }
+        self.holder: JsonObject = {"type": "string", "maxLength": 256, "pattern": "^[^\\x00-\\x1f\\x7f]*$"}
+        self.content_type: JsonObject = {"type": "string", "maxLength": 255, "pattern": "^[ -~]*$"}
+        self.ttl: JsonObject = {
+            "type": "integer",
+            "format": "int64",
+            "minimum": limits.min_lease_ttl_seconds,
+            "maximum": limits.max_lease_ttl_seconds,
+        }
+        self.wait: JsonObject = {"type": "number", "minimum": 0, "maximum": limits.max_lock_wait_seconds}
+        self.delay: JsonObject = {"type": "number", "minimum": 0, "maximum": limits.max_lock_delay_seconds}
+        self.items: int = limits.max_transaction_items
+        self.page_size: JsonObject = {
+            **INT32,
+            "minimum": 0,
+            "description": f"0: {limits.default_page_size}; more than {limits.max_page_size} counts as "
+            f"{limits.max_page_size}.",
+        }
+
+
+def _request_schemas(fields: _Fields) -> JsonObject:
+    value = {**_STRING, "description": "The value as UTF-8 text (or give value_base64)."}
+    return {
+        "KeyOrPrefix": fields.prefix,
+        "Fence": _request({"lock_name": fields.key, "token": _POSITIVE64}, ["lock_name", "token"]),
+        "CompareAndSetRequest": {
+            **_request(
+                {
+                    "expected_version": _POSITIVE64,
+                    "expected_etag": _STRING,
+                    "expected_value": _STRING,
+                    "expected_value_base64": _BASE64,
+                    "expect_absent": {"type": "boolean", "description": "true: write only if absent."},
+                    "value": value,
+                    "value_base64": _BASE64,
+                    "content_type": fields.content_type,
+                    "fence": ref("Fence"),
+                    "lease_id": fields.lease_id_or_none,
+                    "request_id": fields.request_id,
+                }
+            ),
+            "allOf": [
+                *_exactly_one(
+                    "expected_version",
+                    "expected_etag",
+                    "expected_value",
+                    "expected_value_base64",
+                    "expect_absent",
+                ),
+                _at_most_one("value", "value_base64"),
+            ],
+        },
+        "Compare": {
+            **_request(
+                {
+                    "key": fields.key,
+                    "version": _POSITIVE64,
+                    "etag": _STRING,
+                    "value": _STRING,
+                    "value_base64": _BASE64,
+                    "absent": _BOOL,
+                },
+                ["key"],
+            ),
+            "allOf": _exactly_one("version", "etag", "value", "value_base64", "absent"),
+        },
+        "PutOperation": {
+            **_request(
+                {
+                    "key": fields.key,
+                    "value": value,
+                    "value_base64": _BASE64,
+                    "content_type": fields.content_type,
+                    "lease_id": fields.lease_id_or_none,
+                },
+                ["key"],
+            ),
+            **_at_most_one("value", "value_base64"),
+        },
+        "DeleteOperation": _request({"key": fields.key}, ["key"]),
+        "Operation": {
+            **_request({"put": ref("PutOperation"), "delete": ref("DeleteOperation")}),
+            "allOf": _exactly_one("put", "delete"),
+        },
+        "TransactRequest": _request(
+            {
+                "compares": {"type": "array", "maxItems": fields.items, "items": ref("Compare")},
+                "operations": {
+                    "type": "array",
+                    "minItems": 1,
+                    "maxItems": fields.items,
+                    "items": ref("Operation"),
+                    "description": "Each key at most once.",
+                },
+                "fence": ref("Fence"),
+                "request_id": fields.request_id,
+            },
+            ["operations"],
+        ),
+        "AcquireLockRequest": {
+            **_request(
+                {
+                    "lease_id": {**fields.lease_id, "description": "Hold the lock under this lease."},
+                    "ttl_seconds": {
+                        **fields.ttl,
+                        "description": "Or: a lease of this TTL for the lock alone.",
+                    },
+                    "holder": fields.holder,
+                    "wait_timeout_seconds": {
+                        **fields.wait,
+                        "description": "Queue this long for the lock; 0 tries once.",
+                    },
+                    "lock_delay_seconds": fields.delay,
+                    "request_id": fields.request_id,
+                }
+            ),
+            "allOf": _exactly_one("lease_id", "ttl_seconds"),
+        },
+        "ReleaseLockRequest": _request({"token": _POSITIVE64, "request_id": fields.request_id}, ["token"]),
+        "GrantLeaseRequest": _request(
+            {"ttl_seconds": fields.ttl, "holder": fields.holder, "request_id": fields.request_id},
+            ["ttl_seconds"],
+        ),
+        "RequestIdBody": _request({"request_id": fields.request_id}),
+    }
+
+
+_ETAG = '"[\\x21\\x23-\\x7e]*"'
 _HEADERS: JsonObject = {
-    "ETag": {"description": "The resource's current strong entity tag.", "required": True, "schema": _STRING},
+    "ETag": {
+        "description": "The resource's current strong entity tag.",
+        "required": True,
+        "schema": {"type": "string", "pattern": f"^{_ETAG}$"},
+    },
     "Last-Modified": {
         "description": "When the resource was last written (HTTP-date).",
         "required": True,
@@ -265,12 +415,12 @@ _HEADERS: JsonObject = {
     "Lockservice-Version": {
         "description": "The resource's version.",
         "required": True,
-        "schema": {"type": "string", "pattern": "^[0-9]+$"},
+        "schema": {"type": "string", "pattern": _DECIMAL},
     },
     "Lockservice-Mod-Revision": {
         "description": "The store revision of the last write.",
         "required": True,
-        "schema": {"type": "string", "pattern": "^[0-9]+$"},
+        "schema": {"type": "string", "pattern": _DECIMAL},
     },
     "Location": {
         "description": "Where the created resource or lease is read.",
@@ -278,43 +428,79 @@ _HEADERS: JsonObject = {
         "schema": _STRING,
     },
 }
-_PARAMETERS: JsonObject = {
-    "Key": {
-        "name": "key",
-        "in": "path",
-        "required": True,
-        "description": "The resource key; it may contain `/`.",
-        "schema": KEY,
-    },
-    "LockName": {"name": "name", "in": "path", "required": True, "schema": KEY},
-    "LeaseId": {"name": "lease_id", "in": "path", "required": True, "schema": _STRING},
-    "IfMatch": {
-        "name": "If-Match",
-        "in": "header",
-        "description": "`*` or one strong entity tag: write only if it is current (409; 412 in strict mode).",
-        "schema": {"type": "string", "pattern": _ENTITY_TAG_PATTERN},
-    },
-    "IdempotencyKey": {
-        "name": "Idempotency-Key",
-        "in": "header",
-        "description": "The request_id (AIP-155): a retry with the same key returns the first answer.",
-        "schema": _STRING,
-    },
-    "FenceLock": {"name": "Lockservice-Fence-Lock", "in": "header", "schema": _STRING},
-    "FenceToken": {
-        "name": "Lockservice-Fence-Token",
-        "in": "header",
-        "schema": {"type": "string", "pattern": "^[0-9]+$"},
-    },
-    "PageSize": {"name": "page_size", "in": "query", "schema": {**INT32, "minimum": 0}},
-    "PageToken": {"name": "page_token", "in": "query", "schema": _STRING},
-    "View": {
-        "name": "view",
-        "in": "query",
-        "description": "`full` adds each value as value_base64.",
-        "schema": {"type": "string", "enum": ["basic", "full"]},
-    },
-}
+
+
+def _parameters(fields: _Fields) -> JsonObject:
+    tags = f"(?:W/)?{_ETAG}"
+    return {
+        "Key": {
+            "name": "key",
+            "in": "path",
+            "required": True,
+            "description": "The resource key; it may contain `/` and `:` (percent-encode a `:` or `/` "
+            "before a key's own `:compareAndSet` or `/versions` ending).",
+            "schema": fields.key,
+        },
+        "LockName": {"name": "name", "in": "path", "required": True, "schema": fields.key},
+        "LeaseId": {"name": "lease_id", "in": "path", "required": True, "schema": fields.lease_id},
+        "Prefix": {"name": "prefix", "in": "query", "schema": ref("KeyOrPrefix")},
+        "IfMatch": {
+            "name": "If-Match",
+            "in": "header",
+            "description": "`*` or one strong entity tag: write only if it is current (409; 412 if strict).",
+            "schema": {"type": "string", "pattern": f"^(?:\\*|{_ETAG})$"},
+        },
+        "IfMatchRead": {
+            "name": "If-Match",
+            "in": "header",
+            "description": "`*` or entity tags: answer only if one is current (409; 412 in strict mode).",
+            "schema": {"type": "string", "pattern": f"^(?:\\*|{tags}(?: *, *{tags})*)$"},
+        },
+        "IfNoneMatchRead": {
+            "name": "If-None-Match",
+            "in": "header",
+            "description": "`*` or entity tags: 304 if one is current.",
+            "schema": {"type": "string", "pattern": f"^(?:\\*|{tags}(?: *, *{tags})*)$"},
+        },
+        "IdempotencyKey": {
+            "name": "Idempotency-Key",
+            "in": "header",
+            "description": "The request_id (AIP-155): a retry with the same key returns the first answer.",
+            "schema": {**fields.request_id, "minLength": 1},
+        },
+        "LeaseIdHeader": {
+            "name": "Lockservice-Lease-Id",
+            "in": "header",
+            "description": "Attach the resource to this lease.",
+            "schema": fields.lease_id,
+        },
+        "FenceLock": {
+            "name": "Lockservice-Fence-Lock",
+            "in": "header",
+            "description": "With Lockservice-Fence-Token: write only while this token holds this lock.",
+            "schema": fields.key,
+        },
+        "FenceToken": {
+            "name": "Lockservice-Fence-Token",
+            "in": "header",
+            "schema": {"type": "string", "pattern": f"^{_decimal_at_most(2**63 - 1)}$"},
+        },
+        "PageSize": {"name": "page_size", "in": "query", "schema": fields.page_size},
+        "PageToken": {
+            "name": "page_token",
+            "in": "query",
+            "description": "The previous page's next_page_token, the query's other fields unchanged.",
+            "schema": _STRING,
+        },
+        "View": {
+            "name": "view",
+            "in": "query",
+            "description": "`full` adds each value as value_base64.",
+            "schema": {"type": "string", "enum": ["basic", "full"]},
+        },
+    }
+
+
 _RESPONSES: JsonObject = {
     "Problem": {
         "description": "An RFC 9457 problem; `type` names the reason, `conflict` the current state.",
@@ -325,11 +511,20 @@ _RESPONSES: JsonObject = {
         "headers": {"ETag": {"schema": _STRING}},
         "content": {"application/problem+json": {"schema": ref("Problem")}},
     },
+    "MethodNotAllowed": {
+        "description": "The path takes other methods; `Allow` lists them.",
+        "headers": {"Allow": {"required": True, "schema": _STRING}},
+        "content": {"application/problem+json": {"schema": ref("Problem")}},
+    },
 }
 
-COMPONENTS: JsonObject = {
-    "schemas": _SCHEMAS,
-    "headers": _HEADERS,
-    "parameters": _PARAMETERS,
-    "responses": _RESPONSES,
-}
+
+def components(limits: Limits) -> JsonObject:
+    """The components of the document served by an adapter in front of a server with `limits`."""
+    fields = _Fields(limits)
+    return {
+        "schemas": {**_RESPONSE_SCHEMAS, **_request_schemas(fields)},
+        "headers": _HEADERS,
+        "parameters": _parameters(fields),
+        "responses": _RESPONSES,
+    }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from lockservice.core.limits import Limits
 from lockservice.http.problems import ProblemOptions
 
 __all__ = ["HttpOptions"]
@@ -32,6 +33,8 @@ class HttpOptions:
       process, over its private socket: the identity of an HTTPS caller's verified client
       certificate is passed on with this secret, which only that server knows and trusts
       (`lockservice.http.identity`). Empty: never passed on.
+    - `limits`: the server's limits, stated in the OpenAPI document (key length, TTL and wait
+      ranges, ...); `lockservice serve --http-listen` passes its own.
     """
 
     problems: ProblemOptions = field(default_factory=ProblemOptions)
@@ -43,3 +46,4 @@ class HttpOptions:
     watch_heartbeat_seconds: float = 15.0
     require_authorization: bool = False
     client_identity_secret: str = field(default="", repr=False)
+    limits: Limits = field(default_factory=Limits)

@@ -43,8 +43,9 @@ FENCE_FIELDS = ("lock_name", "token")
 
 
 def query_int(request: Request, name: str, *, bits: int = 64) -> int | None:
+    """The integer query parameter `name`, None when absent (`name=` is not a number: 400)."""
     raw = request.query_params.get(name)
-    if raw is None or raw == "":
+    if raw is None:
         return None
     low, high = _INT32 if bits == 32 else _INT64
     try:

@@ -237,8 +237,19 @@ def transact_response(result: TransactResult) -> resource_pb2.TransactResponse:
     )
 
 
-def _seconds(duration: Duration) -> float:
-    return duration.seconds + duration.nanos / 1e9
+_MAX_NANOS = 999_999_999
+
+
+def _seconds(duration: Duration, field: str) -> float:
+    """A google.protobuf.Duration in seconds; INVALID_ARGUMENT unless it is one: `nanos` within
+    +-999,999,999 and of the same sign as `seconds` (else 3000 s and -1 ns would read as a wait)."""
+    seconds, nanos = duration.seconds, duration.nanos
+    if abs(nanos) > _MAX_NANOS or (seconds > 0 and nanos < 0) or (seconds < 0 and nanos > 0):
+        raise InvalidArgument(
+            f"{field} is not a valid Duration: nanos must be within +-999,999,999 with the sign of seconds",
+            metadata={"field": field},
+        )
+    return seconds + nanos / 1e9
 
 
 def _duration(micros: int) -> Duration:
@@ -287,8 +298,8 @@ def acquire_request(m: lock_pb2.AcquireLockRequest, owner: str | None = None) ->
         lease_id=m.lease_id,
         ttl_seconds=m.ttl_seconds,
         holder=m.holder,
-        wait_timeout_seconds=_seconds(m.wait_timeout),
-        lock_delay_seconds=_seconds(m.lock_delay) if m.HasField("lock_delay") else None,
+        wait_timeout_seconds=_seconds(m.wait_timeout, "wait_timeout"),
+        lock_delay_seconds=_seconds(m.lock_delay, "lock_delay") if m.HasField("lock_delay") else None,
         request_id=m.request_id,
         owner=owner,
     )

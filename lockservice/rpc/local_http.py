@@ -65,7 +65,9 @@ class LocalHttp:
                 ("grpc.max_send_message_length", self._message_limit),
             ],
         )
-        options = HttpOptions(client_identity_secret=self.secret if settings.tls_client_ca else "")
+        options = HttpOptions(
+            client_identity_secret=self.secret if settings.tls_client_ca else "", limits=settings.limits
+        )
         tls = (
             HttpTls(settings.tls_cert, settings.tls_key, settings.tls_client_ca)
             if settings.tls_cert

@@ -50,3 +50,23 @@ def test_an_empty_policy_denies_everything() -> None:
     with pytest.raises(PermissionDenied) as caught:
         AccessPolicy([]).check("alice", Right.READ, "k")
     assert caught.value.message == "identity 'alice' has no read right on 'k'"
+
+
+@pytest.mark.parametrize("key", ["\u00e9" * 4097, "a" * 20_000, "orders-archive/" + "x" * 1100])
+def test_a_refusal_names_at_most_the_start_of_a_huge_key(key: str) -> None:
+    """The key is echoed in the message and ErrorInfo metadata, which travel in gRPC trailers
+    (8 KiB): a huge (invalid) key is cut, so the refusal still reaches the client."""
+    with pytest.raises(PermissionDenied) as denied:
+        POLICY.check("alice", Right.READ, key)
+    assert len(str(denied.value).encode()) < 1200
+    assert len(denied.value.metadata["key"].encode()) < 1100
+    assert denied.value.metadata["key"].startswith(key[:64])
+    assert denied.value.metadata["key"].endswith("...")
+
+
+def test_a_refusal_names_a_valid_key_whole() -> None:
+    key = "orders-archive/" + "x" * 1000
+    with pytest.raises(PermissionDenied) as denied:
+        POLICY.check("alice", Right.READ, key)
+    assert denied.value.metadata["key"] == key
+    assert repr(key) in str(denied.value)

@@ -11,8 +11,9 @@ from typing import Any
 
 import grpc
 import pytest
+from google.protobuf.duration_pb2 import Duration
 
-from lockservice.v1 import lock_pb2, resource_pb2, resource_pb2_grpc
+from lockservice.v1 import lock_pb2, lock_pb2_grpc, resource_pb2, resource_pb2_grpc
 from tests.conftest import ServerProcess
 from tests.e2e.support import ServerFactory, assert_missing, create, expect_failure, get
 
@@ -383,3 +384,22 @@ def test_unknown_lease_is_lease_not_found_and_nothing_is_written(resources: Stub
         assert lease_id in failure.message
     assert_missing(resources, key)
     assert get(resources, existing.key) == existing
+
+
+@pytest.mark.parametrize(
+    ("field", "seconds", "nanos"),
+    [
+        ("wait_timeout", 3000, -1),  # mixed signs: not a Duration (it would read as 2999.999999999 s)
+        ("wait_timeout", 0, 1_000_000_000),  # nanos past +-999,999,999
+        ("wait_timeout", 1, -(2**31)),
+        ("lock_delay", 1, -5),
+        ("lock_delay", -1, 5),
+    ],
+)
+def test_a_malformed_duration_is_invalid_argument(
+    locks: lock_pb2_grpc.LockServiceStub, prefix: str, field: str, seconds: int, nanos: int
+) -> None:
+    request = lock_pb2.AcquireLockRequest(name=f"{prefix}/duration", ttl_seconds=30)
+    getattr(request, field).CopyFrom(Duration(seconds=seconds, nanos=nanos))
+    failure = expect_failure(locks.AcquireLock, request, grpc.StatusCode.INVALID_ARGUMENT, "INVALID_ARGUMENT")
+    assert failure.metadata["field"] == field

@@ -155,6 +155,8 @@ def test_bad_headers_and_query_parameters_are_400(http: httpx.Client, prefix: st
         (http.get(path, params={"version": "abc"}), "version"),
         (http.get(path, params={"version": str(2**63)}), "version"),
         (http.get("/v1/resources", params={"page_size": str(2**31)}), "page_size"),
+        (http.get("/v1/resources", params={"page_size": ""}), "page_size"),
+        (http.get(path, params={"version": ""}), "version"),
         (http.get("/v1/resources", params={"view": "everything"}), "view"),
     ]
     for response, field in cases:
@@ -167,7 +169,10 @@ def test_wrong_methods_and_unknown_routes(http: httpx.Client, prefix: str) -> No
     assert set(wrong.headers["allow"].split(", ")) == {"GET", "HEAD", "PUT", "DELETE"}
     assert problem["metadata"]["allow"] == wrong.headers["allow"]
     assert_problem(http.delete("/v1/resources"), 405, "METHOD_NOT_ALLOWED", code="UNIMPLEMENTED")
-    assert_problem(http.get(f"/v1/locks/{prefix}/x:acquire"), 404, "LOCK_NOT_FOUND", code="NOT_FOUND")
+    assert_problem(http.get(f"/v1/locks/{prefix}/x%3Aacquire"), 404, "LOCK_NOT_FOUND", code="NOT_FOUND")
+    acquire_by_get = http.get(f"/v1/locks/{prefix}/x:acquire")
+    assert_problem(acquire_by_get, 405, "METHOD_NOT_ALLOWED", code="UNIMPLEMENTED")
+    assert acquire_by_get.headers["allow"] == "POST"
     unknown = http.get("/v2/anything")
     assert_problem(unknown, 404, "ROUTE_NOT_FOUND", code="NOT_FOUND", instance="/v2/anything")
 

@@ -52,3 +52,23 @@ def test_serve_with_http_listen_answers_http_and_409s_beside_grpc(
     status, headers, body = _request("GET", url)
     assert (status, body, headers["content-type"]) == (200, b"v1", "text/plain")
     assert server.stop() == 0
+
+
+def test_the_in_process_adapter_documents_the_servers_own_limits(server_factory: ServerFactory) -> None:
+    http = f"127.0.0.1:{free_port()}"
+    server = server_factory(
+        ["--http-listen", http, "--max-key-bytes", "100", "--max-lease-ttl", "60"]
+    ).start()
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            status, _, body = _request("GET", f"http://{http}/v1/openapi.json")
+            break
+        except (urllib.error.URLError, ConnectionError):
+            assert time.monotonic() < deadline, "the HTTP adapter never answered"
+            time.sleep(0.05)
+    components = json.loads(body)["components"]
+    assert status == 200
+    assert components["parameters"]["Key"]["schema"]["maxLength"] == 100
+    assert components["schemas"]["GrantLeaseRequest"]["properties"]["ttl_seconds"]["maximum"] == 60
+    assert server.stop() == 0

@@ -177,7 +177,10 @@ def test_history_by_version_and_versions_listing(http: httpx.Client, prefix: str
 
 
 def test_a_key_ending_in_versions_is_read_with_an_encoded_slash(http: httpx.Client, prefix: str) -> None:
-    assert http.put(f"/v1/resources/{prefix}/docs/versions", content=b"k").status_code == 201
+    assert http.put(f"/v1/resources/{prefix}/docs%2Fversions", content=b"k").status_code == 201
+    put_to_listing = http.put(f"/v1/resources/{prefix}/docs/versions", content=b"k")
+    assert_problem(put_to_listing, 405, "METHOD_NOT_ALLOWED", code="UNIMPLEMENTED")
+    assert put_to_listing.headers["allow"] == "GET, HEAD"
     assert http.put(f"/v1/resources/{prefix}/docs", content=b"d").status_code == 201
     listing = http.get(f"/v1/resources/{prefix}/docs/versions")
     assert [v["key"] for v in listing.json()["versions"]] == [f"{prefix}/docs"]

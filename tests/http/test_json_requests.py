@@ -42,6 +42,13 @@ def test_fields_read_with_exact_types() -> None:
     assert fields({"v": "héllo"}, ("v",)).value("v") == "héllo".encode()
 
 
+def test_an_integer_may_be_written_with_a_zero_fraction() -> None:
+    """JSON Schema's (and proto3 JSON's) integer: 575.0 and 5e2 are integers."""
+    body = fields({"a": 575.0, "b": 5e2, "c": -0.0}, ("a", "b", "c"))
+    assert (body.integer("a"), body.integer("b"), body.integer("c")) == (575, 500, 0)
+    assert isinstance(body.integer("a"), int)
+
+
 @pytest.mark.parametrize(
     ("data", "read", "field"),
     [
@@ -49,6 +56,10 @@ def test_fields_read_with_exact_types() -> None:
         ({"x": "1"}, lambda b: b.integer("x"), "body.x"),
         ({"x": True}, lambda b: b.integer("x"), "body.x"),
         ({"x": 2**63}, lambda b: b.integer("x"), "body.x"),
+        ({"x": 1.5}, lambda b: b.integer("x"), "body.x"),
+        ({"x": 2.0**63}, lambda b: b.integer("x"), "body.x"),
+        ({"x": float("inf")}, lambda b: b.integer("x"), "body.x"),
+        ({"x": float("nan")}, lambda b: b.integer("x"), "body.x"),
         ({"x": 1}, lambda b: b.boolean("x"), "body.x"),
         ({"x": -1}, lambda b: b.seconds("x"), "body.x"),
         ({"x": float("nan")}, lambda b: b.seconds("x"), "body.x"),

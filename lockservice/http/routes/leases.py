@@ -1,5 +1,5 @@
 """Leases as JSON: `POST /v1/leases` (grant), `GET /v1/leases/{lease_id}`,
-`POST /v1/leases/{lease_id:path}:refresh`, `POST /v1/leases/{lease_id}:revoke`.
+`POST /v1/leases/{lease_id}:refresh`, `POST /v1/leases/{lease_id}:revoke`.
 
 gRPC's KeepAlive stream has no HTTP form: an HTTP client refreshes before the TTL runs out.
 """
@@ -14,7 +14,7 @@ from lockservice.http import json_requests
 from lockservice.http.bodies import read_json
 from lockservice.http.json_views import lease_json, revoke_json
 from lockservice.http.responses import json_response
-from lockservice.http.routes import RouteGroup, route
+from lockservice.http.routes import RouteGroup, keyed_route, route
 from lockservice.v1 import lease_pb2
 
 __all__ = ["LeaseRoutes"]
@@ -24,9 +24,13 @@ class LeaseRoutes(RouteGroup):
     def routes(self) -> list[Route]:
         return [
             route("/v1/leases", {"POST": self.grant}, "leases"),
-            route("/v1/leases/{lease_id:path}:refresh", {"POST": self.refresh}, "refresh_lease"),
-            route("/v1/leases/{lease_id:path}:revoke", {"POST": self.revoke}, "revoke_lease"),
-            route("/v1/leases/{lease_id:path}", {"GET": self.get}, "lease"),
+            keyed_route(
+                "/v1/leases",
+                "lease_id",
+                {"GET": self.get},
+                {":refresh": {"POST": self.refresh}, ":revoke": {"POST": self.revoke}},
+                "lease",
+            ),
         ]
 
     async def grant(self, request: Request) -> Response:

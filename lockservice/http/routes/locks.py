@@ -1,5 +1,7 @@
 """Locks as JSON: `POST /v1/locks/{name}:acquire`, `POST /v1/locks/{name}:release`,
-`GET /v1/locks/{name}`. Lock names follow the key syntax (they may contain `/` and `:`)."""
+`GET /v1/locks/{name}`. Lock names follow the key syntax (they may contain `/` and `:`): a
+literal `:acquire` or `:release` ending is that method, a percent-encoded one (`%3A`) is part of
+the name."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from lockservice.http.bodies import read_json
 from lockservice.http.disconnects import unless_client_leaves
 from lockservice.http.json_views import lock_json
 from lockservice.http.responses import json_response
-from lockservice.http.routes import RouteGroup, route
+from lockservice.http.routes import RouteGroup, keyed_route
 from lockservice.v1 import lock_pb2
 
 __all__ = ["LockRoutes"]
@@ -21,9 +23,13 @@ __all__ = ["LockRoutes"]
 class LockRoutes(RouteGroup):
     def routes(self) -> list[Route]:
         return [
-            route("/v1/locks/{name:path}:acquire", {"POST": self.acquire}, "acquire_lock"),
-            route("/v1/locks/{name:path}:release", {"POST": self.release}, "release_lock"),
-            route("/v1/locks/{name:path}", {"GET": self.get}, "lock"),
+            keyed_route(
+                "/v1/locks",
+                "name",
+                {"GET": self.get},
+                {":acquire": {"POST": self.acquire}, ":release": {"POST": self.release}},
+                "lock",
+            )
         ]
 
     async def acquire(self, request: Request) -> Response:

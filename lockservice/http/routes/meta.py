@@ -45,4 +45,5 @@ class MetaRoutes(RouteGroup):
         return json_response({"status": "ready"})
 
     async def openapi(self, request: Request) -> Response:
-        return json_response(openapi_document(server_url=request.scope.get("root_path", "") or "/"))
+        server_url = request.scope.get("root_path", "") or "/"
+        return json_response(openapi_document(server_url=server_url, limits=self._options.limits))

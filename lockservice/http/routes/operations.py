@@ -24,10 +24,7 @@ class OperationRoutes(RouteGroup):
     def routes(self) -> list[Route]:
         return [
             route("/v1/resources:transact", {"POST": self.transact}, "transact"),
-            route(
-                "/v1/resources/{key:path}:compareAndSet", {"POST": self.compare_and_set}, "compare_and_set"
-            ),
-        ]
+        ]  # compare_and_set is routed with the resource's other paths (`resources.py`)
 
     async def compare_and_set(self, request: Request) -> Response:
         body = await read_json(request, self._options.max_json_bytes, json_requests.CAS_FIELDS)

@@ -9,8 +9,9 @@ listing and history as JSON.
 - `GET /v1/resources?prefix=&page_size=&page_token=&view=`;
 - `GET /v1/resources/{key}/versions?page_size=&page_token=&view=`.
 
-Keys may contain `/`. A key whose last segment is `versions` is read by percent-encoding the
-slash before it (`.../docs%2Fversions`): a literal `/versions` ending lists versions.
+Keys may contain `/` and `:`. A literal `/versions` ending lists versions and a literal
+`:compareAndSet` ending is compare-and-set (`operations.py`); a key that ends that way is named
+by percent-encoding the slash or colon (`.../docs%2Fversions`, `.../a%3AcompareAndSet`).
 """
 
 from __future__ import annotations
@@ -32,36 +33,31 @@ from lockservice.http.preconditions import (
     write_condition,
 )
 from lockservice.http.responses import json_response, not_modified, value_response, written_response
-from lockservice.http.routes import RouteGroup, route
+from lockservice.http.routes import RouteGroup, keyed_route, route
+from lockservice.http.routes.operations import OperationRoutes
 from lockservice.v1 import resource_pb2
 
 __all__ = ["ResourceRoutes"]
 
-_VERSIONS_SUFFIX = "/versions"
-
-
-def _lists_versions(request: Request) -> bool:
-    """Whether the path ends with a literal (not percent-encoded) `/versions` segment."""
-    key: str = request.path_params["key"]
-    raw_path = request.scope.get("raw_path")
-    literal = raw_path is None or raw_path.split(b"?", 1)[0].endswith(_VERSIONS_SUFFIX.encode())
-    return key.endswith(_VERSIONS_SUFFIX) and literal
-
 
 class ResourceRoutes(RouteGroup):
     def routes(self) -> list[Route]:
+        operations = OperationRoutes(self._backend, self._options)
         return [
             route("/v1/resources", {"GET": self.list}, "list_resources"),
-            route(
-                "/v1/resources/{key:path}",
+            keyed_route(
+                "/v1/resources",
+                "key",
                 {"GET": self.read, "PUT": self.put, "DELETE": self.delete},
+                {
+                    "/versions": {"GET": self.list_versions},
+                    ":compareAndSet": {"POST": operations.compare_and_set},
+                },
                 "resource",
             ),
         ]
 
     async def read(self, request: Request) -> Response:
-        if _lists_versions(request):
-            return await self.list_versions(request)
         key: str = request.path_params["key"]
         get = resource_pb2.GetResourceRequest(key=key, version=params.query_int(request, "version") or 0)
         resource = await self._backend.resources.GetResource(
@@ -85,9 +81,7 @@ class ResourceRoutes(RouteGroup):
     async def list_versions(self, request: Request) -> Response:
         page = params.page_fields(request)
         reply = await self._backend.resources.ListResourceVersions(
-            resource_pb2.ListResourceVersionsRequest(
-                key=request.path_params["key"].removesuffix(_VERSIONS_SUFFIX), **page
-            ),
+            resource_pb2.ListResourceVersionsRequest(key=request.path_params["key"], **page),
             timeout=self._timeout,
             metadata=self._forwarded(request),
         )
