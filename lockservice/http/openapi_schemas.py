@@ -13,6 +13,7 @@ import grpc
 
 from lockservice.core.limits import Limits
 from lockservice.http.json_views import Json, JsonObject
+from lockservice.model import MAX_ETAG_CHARS
 
 __all__ = ["INT32", "INT64", "KEY", "components", "key_schema", "ref"]
 
@@ -26,6 +27,8 @@ _BASE64_PATTERN = "^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=
 _BASE64: JsonObject = {"type": "string", "contentEncoding": "base64", "pattern": _BASE64_PATTERN}
 _NULLABLE_BYTES: JsonObject = {"type": ["string", "null"], "contentEncoding": "base64"}
 _STRINGS: JsonObject = {"type": "array", "items": _STRING}
+# An expected etag: as the server issued it, so never longer than MAX_ETAG_CHARS (it is echoed).
+_EXPECTED_ETAG: JsonObject = {"type": "string", "maxLength": MAX_ETAG_CHARS, "pattern": "^[ -~]*$"}
 _DECIMAL = "^[0-9]+$"
 
 
@@ -302,7 +305,7 @@ def _request_schemas(fields: _Fields) -> JsonObject:
             **_request(
                 {
                     "expected_version": _POSITIVE64,
-                    "expected_etag": _STRING,
+                    "expected_etag": _EXPECTED_ETAG,
                     "expected_value": _STRING,
                     "expected_value_base64": _BASE64,
                     "expect_absent": {"type": "boolean", "description": "true: write only if absent."},
@@ -330,7 +333,7 @@ def _request_schemas(fields: _Fields) -> JsonObject:
                 {
                     "key": fields.key,
                     "version": _POSITIVE64,
-                    "etag": _STRING,
+                    "etag": _EXPECTED_ETAG,
                     "value": _STRING,
                     "value_base64": _BASE64,
                     "absent": _BOOL,

@@ -5,10 +5,6 @@ bearer tokens, called as each identity, a forged token and none) and with and wi
 `--metrics-listen`. Every answer is a success or an error a client can act on: never INTERNAL,
 UNKNOWN, DATA_LOSS or UNIMPLEMENTED, always an ErrorInfo of domain "lockservice" with a reason;
 and the server stays alive.
-
-Inputs that meet defects fixed on other branches are steered away from here and exercised by
-`test_known_defects.py` instead: corrupt AcquireLock bytes with --metrics-listen, forged page
-tokens (random page tokens cannot be well-formed ones), an expected etag near 8 KiB.
 """
 
 from __future__ import annotations
@@ -106,18 +102,10 @@ def test_generated_requests_get_actionable_answers(
     server.alive()
 
 
-def _raw_skipped(server: FuzzServer, rpc: Rpc) -> bool:
-    """Corrupt AcquireLock bytes with --metrics-listen: a known defect (test_known_defects.py)."""
-    return server.metrics and rpc.method == "AcquireLock"
-
-
 @pytest.mark.parametrize("rpc", RPCS, ids=[rpc.label for rpc in RPCS])
 def test_raw_malformed_bytes_get_actionable_answers(
     server: FuzzServer, seeds: Seeds, channel: grpc.Channel, rpc: Rpc
 ) -> None:
-    if _raw_skipped(server, rpc):
-        return
-
     @given(payload=raw_requests(rpc, seeds).map(Shown), identity=_identities(server))
     @fuzz_settings(RAW_EXAMPLES)
     def run(payload: Shown, identity: str | None) -> None:

@@ -7,10 +7,6 @@ What JSON Schema cannot say is kept out of positive inputs here (and stated in t
 descriptions): a request id is used for one request only, a page token is only valid as the
 server issued it, a transaction names each key once, the two fence headers come together, a PUT
 takes If-Match or If-None-Match (and a fence only without If-None-Match).
-
-Inputs that meet defects fixed on other branches are steered away from here, and exercised by
-`test_known_defects.py` instead: a long expected etag, blank Idempotency-Key and fence headers,
-and a lock wait far past the schema's maximum (so far no deadline holds it).
 """
 
 from __future__ import annotations
@@ -36,30 +32,19 @@ checks.load_all_checks()
 ALL_CHECKS = list(checks.CHECKS.get_all())
 # An endless event stream has no response to validate; the watch tests cover it.
 SKIPPED = {("GET", "/v1/resources:watch")}
-_LONG_ETAG = 1000
 _LOCK_WAIT = 0.05
 _MAX_WAIT = Limits().max_lock_wait_seconds
-_BLANK_HEADERS = {"Idempotency-Key": "a b", "Lockservice-Fence-Lock": "/", "Lockservice-Fence-Token": "x"}
 
 
 def _steer(case: Any) -> Any:
     body = case.body if isinstance(case.body, dict) else None
     if body is not None:
-        # A lock acquisition may not queue longer than a test can wait; a wait past the maximum
-        # stays past it, but not so far that no deadline can hold it (the 504 defect).
+        # A lock acquisition may not queue longer than a test can wait (a wait past the
+        # maximum stays as it is: refused).
         wait = body.get("wait_timeout_seconds")
-        if isinstance(wait, int | float) and not isinstance(wait, bool):
-            body["wait_timeout_seconds"] = (
-                min(wait, _LOCK_WAIT) if wait <= _MAX_WAIT else min(wait, _MAX_WAIT + 1)
-            )
-        for etag_holder in [body, *[c for c in body.get("compares") or [] if isinstance(c, dict)]]:
-            for name in ("expected_etag", "etag"):
-                if isinstance(etag_holder.get(name), str):
-                    etag_holder[name] = etag_holder[name][:_LONG_ETAG]
+        if isinstance(wait, int | float) and not isinstance(wait, bool) and 0 <= wait <= _MAX_WAIT:
+            body["wait_timeout_seconds"] = min(wait, _LOCK_WAIT)
     headers = case.headers or {}
-    for name, invalid in _BLANK_HEADERS.items():
-        if name in headers and not str(headers[name]).strip():
-            headers[name] = invalid
     if case.meta is not None and case.meta.generation.mode.is_positive:
         _only_what_the_schema_cannot_say(case, body, headers)
     return case
