@@ -118,13 +118,13 @@ def _v4_lease_rows(db: sqlite_utils.Database) -> None:
     """A count of the lease rows kept by triggers, so a grant checks `--max-leases` without
     counting the table (`WriteTxn.lease_rows`). Leases are upserted, never replaced, so an
     insert trigger fires for new rows only."""
-    db.execute("INSERT INTO meta (name, value) SELECT 'lease_rows', count(*) FROM leases")
+    db.execute("INSERT OR REPLACE INTO meta (name, value) SELECT 'lease_rows', count(*) FROM leases")
     db.execute(
-        "CREATE TRIGGER leases_counted_in AFTER INSERT ON leases BEGIN "
+        "CREATE TRIGGER IF NOT EXISTS leases_counted_in AFTER INSERT ON leases BEGIN "
         "UPDATE meta SET value = value + 1 WHERE name = 'lease_rows'; END"
     )
     db.execute(
-        "CREATE TRIGGER leases_counted_out AFTER DELETE ON leases BEGIN "
+        "CREATE TRIGGER IF NOT EXISTS leases_counted_out AFTER DELETE ON leases BEGIN "
         "UPDATE meta SET value = value - 1 WHERE name = 'lease_rows'; END"
     )
 
