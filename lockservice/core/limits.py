@@ -6,7 +6,13 @@ from dataclasses import dataclass
 
 from lockservice.model import MAX_LOCK_DELAY_SECONDS, MAX_LOCK_WAIT_SECONDS
 
-__all__ = ["Limits"]
+__all__ = ["Limits", "message_bytes"]
+
+
+def message_bytes(max_value_bytes: int) -> int:
+    """The largest gRPC message a server with this largest value sends or takes: room for the
+    value plus the rest of the largest message around it."""
+    return max_value_bytes * 2 + 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,3 +41,7 @@ class Limits:
     # Values the server holds for clients (read cache, reply pages, watcher queues), in bytes:
     # see lockservice.core.memory for how it is shared.
     memory_budget_bytes: int = 256 * 1024 * 1024
+
+    @property
+    def message_bytes(self) -> int:
+        return message_bytes(self.max_value_bytes)

@@ -16,17 +16,20 @@ in fixed shares, so no single use can take the whole:
 
 What a resource costs is its `Resource.footprint`. A page carries values up to
 `page_value_bytes` (the largest value: at least one resource or one whole revision always fits),
-so every reply fits in a gRPC message whatever the page size asked.
+so every reply fits in a gRPC message whatever the page size asked. A reply that cannot fit (a
+value stored under a larger `--max-value-bytes` than the server now runs with) is refused before
+it is sent, naming the limit (`fit_reply`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
+from lockservice.core.limits import message_bytes
 from lockservice.errors import LimitExceeded
-from lockservice.model import RESOURCE_OVERHEAD_BYTES
+from lockservice.model import RESOURCE_OVERHEAD_BYTES, Resource
 
 __all__ = ["PAGE_WAIT_SECONDS", "MemoryBudget"]
 
@@ -42,6 +45,7 @@ class MemoryBudget:
         self.page_share_bytes = total_bytes // 4
         self.watcher_share_bytes = total_bytes - self.cache_bytes - self.page_share_bytes
         self.page_value_bytes = max_value_bytes
+        self.reply_bytes = message_bytes(max_value_bytes)
         # The most a page can hold: values up to the cap, then one more resource that crosses it.
         self.page_reserve_bytes = min(
             self.page_share_bytes, 2 * max_value_bytes + 1024 + RESOURCE_OVERHEAD_BYTES
@@ -94,3 +98,29 @@ class MemoryBudget:
 
     def give_watcher_bytes(self, nbytes: int) -> None:
         self._watchers_used -= nbytes
+
+    def fit_reply(self, resources: Sequence[Resource]) -> int:
+        """How many leading `resources` one reply carries within the message limit (a list
+        page's later ones go to the next page); LIMIT_EXCEEDED when not even the first fits."""
+        total = 0
+        for count, resource in enumerate(resources):
+            total += resource.footprint
+            if total > self.reply_bytes:
+                if count == 0:
+                    raise self._too_large(resource)
+                return count
+        return len(resources)
+
+    def check_whole_reply(self, resources: Sequence[Resource]) -> None:
+        """LIMIT_EXCEEDED when `resources`, which must travel together (a Watch response: one
+        revision's changes), are more than one reply may carry."""
+        if sum(resource.footprint for resource in resources) > self.reply_bytes:
+            raise self._too_large(max(resources, key=lambda resource: resource.footprint))
+
+    def _too_large(self, resource: Resource) -> LimitExceeded:
+        return LimitExceeded(
+            f"{resource.key} holds {len(resource.value)} bytes, more than a reply may carry "
+            f"({self.reply_bytes} bytes, twice --max-value-bytes plus 64 KiB): it was stored under a "
+            "larger --max-value-bytes; raise the server's --max-value-bytes to read it",
+            metadata={"limit": str(self.reply_bytes), "key": resource.key, "field": "value"},
+        )

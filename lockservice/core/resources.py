@@ -213,6 +213,7 @@ class Resources:
         if current is None:
             raise ResourceNotFound(f"{req.key} does not exist", metadata={"key": req.key})
         if req.version in (0, current.version):
+            self._memory.fit_reply([current])
             return current
         past = None
         if req.version < current.version:
@@ -233,6 +234,7 @@ class Resources:
                     revision=await self._store.current_revision(),
                 ),
             )
+        self._memory.fit_reply([past])
         return past
 
     async def _read_page(
@@ -245,7 +247,9 @@ class Resources:
             return _cut(await read(0), size, 0)
         async with self._memory.page() as max_bytes:
             rows = await read(max_bytes)
-        return _cut(rows, size, max_bytes)
+        rows, more = _cut(rows, size, max_bytes)
+        fit = self._memory.fit_reply(rows)
+        return (rows[:fit], True) if fit < len(rows) else (rows, more)
 
     async def list(self, req: rq.ListResources) -> Page:
         check_prefix(req.prefix, self._limits)

@@ -210,6 +210,7 @@ class Watches:
                             sent, req.key, req.prefix, _REPLAY_PAGE, max_bytes
                         )
                         for batch in _batches(events):
+                            self._memory.check_whole_reply([event.resource for event in batch.events])
                             yield batch
                             sent = batch.revision
                     cut_by_bytes = sum(event.resource.footprint for event in events) >= max_bytes
@@ -219,6 +220,7 @@ class Watches:
             while True:
                 batch = await watcher.next()
                 if batch.revision > sent:
+                    self._memory.check_whole_reply([event.resource for event in batch.events])
                     yield batch
                     sent = batch.revision
         finally:

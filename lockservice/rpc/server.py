@@ -46,11 +46,6 @@ SERVICE_NAMES = (
 )
 
 
-def _message_limit(settings: Settings) -> int:
-    # Room for the largest value plus the rest of the largest message around it.
-    return settings.limits.max_value_bytes * 2 + 64 * 1024
-
-
 async def _open_store(settings: Settings, memory: MemoryBudget) -> Store:
     limits = settings.limits
     options = {
@@ -114,7 +109,7 @@ async def serve(settings: Settings) -> int:
     limits = settings.limits
     memory = MemoryBudget(limits.memory_budget_bytes, limits.max_value_bytes)
     store = await _open_store(settings, memory)
-    message_limit = _message_limit(settings)
+    message_limit = limits.message_bytes
     local_http = LocalHttp(settings, message_limit) if settings.http_listen else None
     policy = install(_call_policy(settings, local_http.secret if local_http is not None else ""))
     server = grpc.aio.server(

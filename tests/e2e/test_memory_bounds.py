@@ -19,6 +19,7 @@ import pytest
 
 from lockservice.v1 import resource_pb2, resource_pb2_grpc
 from tests.conftest import BACKENDS, ServerProcess, postgres_available
+from tests.e2e.support import ServerFactory, expect_failure
 
 MIB = 1024 * 1024
 # 600 distinct 1 MiB values: 600 MB held if nothing bounds the cache, against a 400 MB bound.
@@ -162,3 +163,45 @@ def test_a_full_list_of_large_values_is_cut_into_pages_by_bytes_and_misses_nothi
     # Each page holds about one value's worth of bytes (the default --max-value-bytes, 1 MiB).
     assert pages >= KEYS // 2
     assert _rss(server) < RSS_BOUND
+
+
+def test_a_value_larger_than_a_reply_may_carry_is_refused_naming_the_limit(
+    server_factory: ServerFactory, prefix: str
+) -> None:
+    """Values stored under a larger --max-value-bytes than the server now runs with: each read
+    is refused up front with the limit named, never half-sent; smaller neighbours still page."""
+    server = server_factory(["--max-value-bytes", str(4 * MIB), "--memory-budget", str(64 * MIB)]).start()
+    with grpc.insecure_channel(server.address, options=_CHANNEL_OPTIONS) as channel:
+        stub = resource_pb2_grpc.ResourceServiceStub(channel)
+        stub.CreateResource(resource_pb2.CreateResourceRequest(key=f"{prefix}/a", value=b"small"))
+        stub.CreateResource(resource_pb2.CreateResourceRequest(key=f"{prefix}/b", value=bytes(3 * MIB)))
+    assert server.stop() == 0
+    server.extra_args = []  # the default --max-value-bytes: 1 MiB, replies up to 2 MiB + 64 KiB
+    server.start()
+    limit = str(2 * MIB + 64 * 1024)
+    with grpc.insecure_channel(server.address, options=_CHANNEL_OPTIONS) as channel:
+        stub = resource_pb2_grpc.ResourceServiceStub(channel)
+        failure = expect_failure(
+            stub.GetResource,
+            resource_pb2.GetResourceRequest(key=f"{prefix}/b"),
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+            "LIMIT_EXCEEDED",
+        )
+        assert failure.metadata["limit"] == limit and failure.metadata["key"] == f"{prefix}/b"
+        assert "--max-value-bytes" in failure.message
+        listing = resource_pb2.ListResourcesRequest(prefix=f"{prefix}/", view=resource_pb2.RESOURCE_VIEW_FULL)
+        first = stub.ListResources(listing)
+        assert [item.key for item in first.resources] == [f"{prefix}/a"] and first.next_page_token
+        listing.page_token = first.next_page_token
+        failure = expect_failure(
+            stub.ListResources, listing, grpc.StatusCode.RESOURCE_EXHAUSTED, "LIMIT_EXCEEDED"
+        )
+        assert failure.metadata["key"] == f"{prefix}/b"
+        basic = stub.ListResources(resource_pb2.ListResourcesRequest(prefix=f"{prefix}/"))
+        assert [item.key for item in basic.resources] == [f"{prefix}/a", f"{prefix}/b"]
+        replay = stub.Watch(resource_pb2.WatchRequest(key=f"{prefix}/b", start_revision=1), timeout=10)
+        with pytest.raises(grpc.RpcError) as ended:
+            for _ in replay:
+                pass
+        assert ended.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert limit in (ended.value.details() or "")
