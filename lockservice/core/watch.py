@@ -55,8 +55,15 @@ class _Watcher:
         self._pending: collections.deque[WatchBatch] = collections.deque()
         self._pending_bytes = 0
         self._ready = asyncio.Event()
-        self.overflowed = False
+        self.overflowed: LimitExceeded | None = None
         self.closed = False
+
+    def _overflow(self, why: str, limit: int) -> None:
+        self.overflowed = LimitExceeded(
+            f"the watcher {why}; watch again with start_revision set to the last revision received + 1",
+            metadata={"limit": str(limit)},
+        )
+        self.release()
 
     def release(self) -> None:
         """Gives back the memory its queue holds (the watch ended)."""
@@ -68,19 +75,21 @@ class _Watcher:
         self.closed = True
         self._ready.set()
 
-    def matches(self, key: str) -> bool:
-        return key.startswith(self.key) if self.prefix else key == self.key
-
     def offer(self, events: list[ChangeEvent]) -> None:
         """Queues `events` (all of them this watcher's, in revision order) as one batch per
         revision; overflows when the queue is too long or the watchers' memory share is spent."""
-        if self.overflowed:
+        if self.overflowed is not None:
             return
         for batch in _batches(events):
             size = _batch_bytes(batch)
-            if len(self._pending) >= self._limit or not self._memory.take_watcher_bytes(size):
-                self.overflowed = True
-                self.release()
+            if len(self._pending) >= self._limit:
+                self._overflow(f"fell more than {self._limit} responses behind", self._limit)
+                break
+            if not self._memory.take_watcher_bytes(size):
+                share = self._memory.watcher_share_bytes
+                self._overflow(
+                    f"fell behind by more than the watchers' share of --memory-budget ({share} bytes)", share
+                )
                 break
             self._pending.append(batch)
             self._pending_bytes += size
@@ -92,12 +101,8 @@ class _Watcher:
                 raise ShuttingDown(
                     "the server is shutting down; watch again (on another replica) from the next revision"
                 )
-            if self.overflowed:
-                raise LimitExceeded(
-                    f"the watcher fell more than {self._limit} responses behind; watch again with "
-                    "start_revision set to the last revision received + 1",
-                    metadata={"limit": str(self._limit)},
-                )
+            if self.overflowed is not None:
+                raise self.overflowed
             self._ready.clear()
             await self._ready.wait()
         batch = self._pending.popleft()

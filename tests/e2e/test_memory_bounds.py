@@ -20,6 +20,7 @@ import pytest
 from lockservice.v1 import resource_pb2, resource_pb2_grpc
 from tests.conftest import BACKENDS, ServerProcess, postgres_available
 from tests.e2e.support import ServerFactory, expect_failure
+from tests.grpc_errors import decode
 
 MIB = 1024 * 1024
 # 600 distinct 1 MiB values: 600 MB held if nothing bounds the cache, against a 400 MB bound.
@@ -205,3 +206,39 @@ def test_a_value_larger_than_a_reply_may_carry_is_refused_naming_the_limit(
                 pass
         assert ended.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         assert limit in (ended.value.details() or "")
+
+
+def test_a_watcher_that_falls_behind_by_more_than_its_memory_share_is_cut_off_and_can_resume(
+    server_factory: ServerFactory, prefix: str
+) -> None:
+    """--memory-budget 16 MiB leaves watchers 4 MiB: a watcher that stops reading while 40 one-MiB
+    changes arrive is cut off (not buffered), and resuming from its last revision misses nothing."""
+    server = server_factory(["--memory-budget", str(16 * MIB)]).start()
+    with grpc.insecure_channel(server.address, options=_CHANNEL_OPTIONS) as channel:
+        stub = resource_pb2_grpc.ResourceServiceStub(channel)
+        stream = stub.Watch(resource_pb2.WatchRequest(key=f"{prefix}/", prefix=True), timeout=60)
+        established = next(stream)
+        assert not established.events
+        for index in range(40):
+            stub.CreateResource(
+                resource_pb2.CreateResourceRequest(key=f"{prefix}/{index:02d}", value=bytes(MIB)), timeout=30
+            )
+        seen: list[str] = []
+        last = established.revision
+        with pytest.raises(grpc.RpcError) as ended:
+            for response in stream:
+                seen += [event.resource.key for event in response.events]
+                last = response.revision
+        failure = decode(ended.value)
+        assert (failure.code, failure.reason) == (grpc.StatusCode.RESOURCE_EXHAUSTED, "LIMIT_EXCEEDED")
+        assert "--memory-budget" in failure.message and failure.metadata["limit"] == str(4 * MIB)
+        assert len(seen) < 40
+        resumed = stub.Watch(
+            resource_pb2.WatchRequest(key=f"{prefix}/", prefix=True, start_revision=last + 1), timeout=60
+        )
+        for response in resumed:
+            seen += [event.resource.key for event in response.events]
+            if len(seen) >= 40:
+                resumed.cancel()
+                break
+        assert seen == [f"{prefix}/{index:02d}" for index in range(40)]
