@@ -61,10 +61,11 @@ def lease_not_found(lease_id: str, *, field: str = "") -> LeaseNotFound:
 def check_lease_capacity(txn: WriteTxn, limits: Limits) -> None:
     """Refuses a new lease, or a place in a lock queue that will make one at the hand-over, when
     the live leases and those promised to queued waiters already reach `max_leases`."""
-    if txn.lease_rows() + txn.count_leaseless_waiters() < limits.max_leases:
+    queued = txn.count_leaseless_waiters()
+    if txn.lease_rows() + queued < limits.max_leases:
         return  # far from the limit: no count of the live leases (it would scan them all)
     live = txn.live_lease_count(txn.now_us)
-    promised = txn.count_leaseless_waiters() if live < limits.max_leases else 0
+    promised = queued if live < limits.max_leases else 0
     if live + promised >= limits.max_leases:
         held = f"{live} live leases" + (f" and {promised} promised to queued waiters" if promised else "")
         raise LimitExceeded(

@@ -37,6 +37,7 @@ from typing import Any
 import psycopg
 
 from lockservice.store import postgres_schema, sqlite_schema
+from lockservice.store.postgres_connections import NOW_US_SQL
 
 __all__ = [
     "BackupError",
@@ -303,10 +304,8 @@ def bump_sqlite(db_path: str, *, bump: int = 0) -> Bumped:
 
 # -- PostgreSQL ----------------------------------------------------------------------------------
 
+
 # The database's clock, as PostgresStore reads it for leases.
-_DB_NOW_SQL = "SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint"
-
-
 def _postgres_query(conn: psycopg.Connection[tuple[Any, ...]]) -> Query:
     def query(sql: str) -> list[tuple[Any, ...]]:
         cursor = conn.execute(sql.encode())
@@ -352,7 +351,7 @@ def bump_postgres(url: str, *, bump: int = 0, force: bool = False) -> Bumped:
             postgres_schema.migrate(conn)
             with conn.transaction():
                 query(f"SELECT pg_advisory_xact_lock({postgres_schema.MIGRATION_LOCK})")
-                return _bump(query, int(query(_DB_NOW_SQL)[0][0]), bump)
+                return _bump(query, int(query(NOW_US_SQL)[0][0]), bump)
     except psycopg.Error as error:
         detail = str(error).splitlines()[0] if str(error) else error.__class__.__name__
         raise BackupError(f"cannot bump the PostgreSQL database: {detail}") from None

@@ -15,7 +15,7 @@ from typing import Any
 
 from lockservice.errors import StoreUnavailable
 
-__all__ = ["DISK_FULL", "Outage", "disk_full_error"]
+__all__ = ["DISK_FULL", "Outage", "disk_full_error", "disk_full_outage"]
 
 AvailabilityListener = Callable[[bool], None]
 
@@ -103,3 +103,15 @@ class Outage:
     def _tell(self, available: bool) -> None:
         for listener in self._listeners:
             listener(available)
+
+
+def disk_full_outage(log: Any, database: str) -> Outage:
+    """The full-disk condition of a store, logged at error, the same on every store."""
+    return Outage(
+        log,
+        started="the store's disk is full",
+        ongoing="the store's disk is still full",
+        ended="writes succeed again",
+        level="error",
+        database=database,
+    )

@@ -36,6 +36,37 @@ def _kept(rows: Sequence[Any], max_bytes: int) -> int:
     return len(rows)
 
 
+async def _sized_page(
+    read: Read,
+    mark: str,
+    table: str,
+    columns: str,
+    where: str,
+    params: tuple[Any, ...],
+    order: str,
+    limit: int,
+    max_bytes: int,
+) -> list[Resource]:
+    """Rows of `table` matching `where` in the order of column `order` (`"version DESC"` for
+    newest first): at most `limit`, and with `max_bytes` cut by footprint (`_kept`). The cut row's
+    `order` value bounds the second read, so no value past it is loaded."""
+    if max_bytes > 0:
+        position = order.split(maxsplit=1)[0]
+        sizes = await read(
+            f"SELECT {position}, {_SIZE} FROM {table} WHERE {where} ORDER BY {order} LIMIT {mark}",
+            (*params, limit),
+        )
+        limit = _kept(sizes, max_bytes)
+        if not limit:
+            return []
+        bound = "<=" if order == position else ">="  # up to the cut, in the page's direction
+        where, params = f"{where} AND {position} {bound} {mark}", (*params, sizes[limit - 1][0])
+    rows = await read(
+        f"SELECT {columns} FROM {table} WHERE {where} ORDER BY {order} LIMIT {mark}", (*params, limit)
+    )
+    return [row_to_resource(row) for row in rows]
+
+
 async def resource_page(
     read: Read, mark: str, columns: str, prefix: str, start_after: str, limit: int, max_bytes: int
 ) -> list[Resource]:
@@ -46,18 +77,7 @@ async def resource_page(
         params: tuple[Any, ...] = (prefix, start_after, prefix_upper_bound(prefix))
     else:
         where, params = f"key > {mark}", (start_after,)
-    if max_bytes > 0:
-        sizes = await read(
-            f"SELECT key, {_SIZE} FROM resources WHERE {where} ORDER BY key LIMIT {mark}", (*params, limit)
-        )
-        limit = _kept(sizes, max_bytes)
-        if not limit:
-            return []
-        where, params = f"{where} AND key <= {mark}", (*params, sizes[limit - 1][0])
-    rows = await read(
-        f"SELECT {columns} FROM resources WHERE {where} ORDER BY key LIMIT {mark}", (*params, limit)
-    )
-    return [row_to_resource(row) for row in rows]
+    return await _sized_page(read, mark, "resources", columns, where, params, "key", limit, max_bytes)
 
 
 async def version_page(
@@ -73,22 +93,10 @@ async def version_page(
     """Retained versions of one incarnation below `below_version`, newest first, cut as
     `resource_page` is."""
     where = f"key = {mark} AND create_revision = {mark} AND version < {mark}"
-    params: tuple[Any, ...] = (key, create_revision, below_version)
-    if max_bytes > 0:
-        sizes = await read(
-            f"SELECT version, {_SIZE} FROM resource_versions WHERE {where} "
-            f"ORDER BY version DESC LIMIT {mark}",
-            (*params, limit),
-        )
-        limit = _kept(sizes, max_bytes)
-        if not limit:
-            return []
-        where, params = f"{where} AND version >= {mark}", (*params, sizes[limit - 1][0])
-    rows = await read(
-        f"SELECT {columns} FROM resource_versions WHERE {where} ORDER BY version DESC LIMIT {mark}",
-        (*params, limit),
+    params = (key, create_revision, below_version)
+    return await _sized_page(
+        read, mark, "resource_versions", columns, where, params, "version DESC", limit, max_bytes
     )
-    return [row_to_resource(row) for row in rows]
 
 
 async def event_page(

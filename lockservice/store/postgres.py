@@ -55,10 +55,11 @@ from lockservice.model import (
     WaiterFailed,
 )
 from lockservice.store.base import Notice, NoticeListener, StoredAnswer, WriteTxn
-from lockservice.store.outage import AvailabilityListener, Outage, disk_full_error
+from lockservice.store.outage import AvailabilityListener, Outage, disk_full_error, disk_full_outage
 from lockservice.store.pages import event_page, resource_page, version_page
 from lockservice.store.postgres_connections import (
     CONNECT_TIMEOUT_SECONDS,
+    NOW_US_SQL,
     await_database,
     connection_cause,
     describe_target,
@@ -97,7 +98,6 @@ _MAX_ATTEMPTS = 30
 # `claim_request`, so a second answer is a bug, and re-running the body cannot cure it.
 _RETRYABLE = (pg_errors.SerializationFailure, pg_errors.DeadlockDetected, pg_errors.UniqueViolation)
 _ANSWERS_TABLE = "request_answers"
-_NOW_SQL = "SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint"
 _PUMP_PAGE = 1000
 _MAINTENANCE_SECONDS = 10.0
 # The pool gives up re-connecting after this long, and tries again when a call asks for a
@@ -429,14 +429,7 @@ class PostgresStore:
             ended="database reachable again",
             database=self._target,
         )
-        self._disk_full = Outage(
-            _log,
-            started="the store's disk is full",
-            ongoing="the store's disk is still full",
-            ended="writes succeed again",
-            level="error",
-            database=self._target,
-        )
+        self._disk_full = disk_full_outage(_log, self._target)
         self._listen_lost = Outage(
             _log,
             started="listen connection lost; reconnecting",
@@ -487,7 +480,7 @@ class PostgresStore:
     def _measure_clock(self) -> None:
         with self._pool.connection() as conn:
             before = time.time_ns() // 1000
-            db_now: int = conn.execute(_NOW_SQL.encode()).fetchone()[0]  # type: ignore[index]
+            db_now: int = conn.execute(NOW_US_SQL.encode()).fetchone()[0]  # type: ignore[index]
             after = time.time_ns() // 1000
         self._clock_offset_us = db_now - (before + after) // 2
 
@@ -599,7 +592,7 @@ class PostgresStore:
                 break
             try:
                 with self._pool.connection(timeout=_wait(deadline)) as conn, conn.transaction():
-                    now_us: int = conn.execute(_NOW_SQL.encode()).fetchone()[0]  # type: ignore[index]
+                    now_us: int = conn.execute(NOW_US_SQL.encode()).fetchone()[0]  # type: ignore[index]
                     txn = _PostgresTxn(conn, now_us, self._history, self._token_floor)
                     outcome = body(txn)
                     for notice in txn.notices:
@@ -698,7 +691,7 @@ class PostgresStore:
     def _prune(self) -> None:
         """Drops expired request answers and events beyond the watch window."""
         with self._pool.connection() as conn, conn.transaction():
-            now_us: int = conn.execute(_NOW_SQL.encode()).fetchone()[0]  # type: ignore[index]
+            now_us: int = conn.execute(NOW_US_SQL.encode()).fetchone()[0]  # type: ignore[index]
             conn.execute(
                 b"DELETE FROM request_answers WHERE created_us < %s", (now_us - self._answer_retention_us,)
             )

@@ -16,6 +16,7 @@ from lockservice.errors import StoreUnavailable
 
 __all__ = [
     "CONNECT_TIMEOUT_SECONDS",
+    "NOW_US_SQL",
     "START_WAIT_SECONDS",
     "await_database",
     "connection_cause",
@@ -23,6 +24,10 @@ __all__ = [
     "probe",
     "quiet_pool_log",
 ]
+
+# The database's clock in microseconds: lease time on PostgreSQL is the database's, never a
+# replica's (the store and `lockservice bump` both read it).
+NOW_US_SQL = "SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint"
 
 # At start: how long to wait for the database to accept a connection before giving up (exit 2),
 # time enough for a database started beside the server (docker compose) to come up.

@@ -33,7 +33,7 @@ import structlog
 from lockservice.errors import StoreUnavailable
 from lockservice.model import ChangeEvent, EventType, Lease, LockState, LockWaiter, Resource
 from lockservice.store.base import Notice, NoticeListener, StoredAnswer, WriteTxn
-from lockservice.store.outage import Outage, disk_full_error
+from lockservice.store.outage import Outage, disk_full_error, disk_full_outage
 from lockservice.store.pages import event_page, resource_page, version_page
 from lockservice.store.read_cache import ReadCache
 from lockservice.store.rows import (
@@ -415,14 +415,7 @@ class SqliteStore:
         self._compacted_in_writer = 0
         self._compacted_published = 0
         # Failed commits, logged at error without flooding the log (one line, then one every 30 s).
-        self._disk_full = Outage(
-            _log,
-            started="the store's disk is full",
-            ongoing="the store's disk is still full",
-            ended="writes succeed again",
-            level="error",
-            database=path,
-        )
+        self._disk_full = disk_full_outage(_log, path)
         self._commit_failing = Outage(
             _log,
             started="the database could not commit",
