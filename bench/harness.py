@@ -1,5 +1,6 @@
-"""Server processes for a bench run: `lockservice serve` (SQLite or PostgreSQL, 1..N replicas) and
-the bare echo server, each on a free loopback port, plus their CPU time and memory from /proc.
+"""Server processes for a bench run: `lockservice serve` (SQLite or PostgreSQL, 1..N replicas), the
+bare echo server, or a single-member etcd (`bench.etcd`, for the naive-client comparison), each
+on a free loopback port, plus their CPU time and memory from /proc.
 
 Everything started here is stopped by the same object that started it (`Servers` is a context
 manager), and only by process id.
@@ -15,6 +16,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -22,6 +24,7 @@ from types import TracebackType
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from bench import etcd
 from bench.echo import METHOD as ECHO_METHOD
 
 LOCKSERVICE = str(Path(sys.executable).parent / "lockservice")
@@ -34,7 +37,8 @@ _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 @dataclass(frozen=True)
 class Backend:
-    """What to start: `store` is "sqlite", "postgresql" or "echo"; `replicas` > 1 only for PostgreSQL."""
+    """What to start: `store` is "sqlite", "postgresql", "echo" or "etcd"; `replicas` > 1 only for
+    PostgreSQL."""
 
     store: str
     replicas: int = 1
@@ -88,12 +92,16 @@ def postgres_available() -> bool:
 @dataclass
 class Servers:
     """The server processes of one measured run: started on enter, stopped (and the database
-    dropped) on exit. `extra_args` go to every `lockservice serve`."""
+    dropped) on exit. `extra_args` go to every `lockservice serve`; `before_start`, if given, gets
+    the store's location (the SQLite file or the PostgreSQL URL, also kept in `location`) before
+    any server opens it."""
 
     backend: Backend
     extra_args: list[str] = field(default_factory=list)
+    before_start: Callable[[str], None] | None = None
     targets: list[str] = field(default_factory=list)
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    location: str = ""
     _workdir: tempfile.TemporaryDirectory[str] | None = None
     _database: str = ""
     _profilers: list[subprocess.Popen[bytes]] = field(default_factory=list)
@@ -103,18 +111,24 @@ class Servers:
         try:
             if self.backend.store == "echo":
                 self._start([sys.executable, "-m", "bench.echo"])
+            elif self.backend.store == "etcd":
+                target = f"127.0.0.1:{free_port()}"
+                self._start(etcd.command(f"{self._workdir.name}/etcd", target, free_port()), target)
             elif self.backend.store == "sqlite":
-                self._start(
-                    [LOCKSERVICE, "serve", "--db", f"{self._workdir.name}/bench.db", *self._serve_args()]
-                )
+                self.location = f"{self._workdir.name}/bench.db"
+                if self.before_start is not None:
+                    self.before_start(self.location)
+                self._start([LOCKSERVICE, "serve", "--db", self.location, *self._serve_args()])
             else:
                 self._database = f"lockservice_bench_{uuid.uuid4().hex[:12]}"
                 _admin_execute(f"CREATE DATABASE {self._database}")
-                url = POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + "/" + self._database
+                self.location = POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + "/" + self._database
+                if self.before_start is not None:
+                    self.before_start(self.location)
                 for _ in range(self.backend.replicas):
-                    self._start([LOCKSERVICE, "serve", "--store", url, *self._serve_args()])
+                    self._start([LOCKSERVICE, "serve", "--store", self.location, *self._serve_args()])
             for target, process in zip(self.targets, self.processes, strict=True):
-                _wait_ready(target, process, health=self.backend.store != "echo")
+                wait_ready(target, process, health=self.backend.store != "echo")
         except BaseException:
             self.__exit__(None, None, None)
             raise
@@ -124,15 +138,16 @@ class Servers:
         # Per-call info logs are a measurable cost; warnings and errors still reach the log file.
         return ["--log-level", "warning", "--log-format", "json", *self.extra_args]
 
-    def _start(self, command: list[str]) -> None:
+    def _start(self, command: list[str], target: str = "") -> None:
+        """Starts `command` (given `--listen` on a free port, unless it listens on `target`)."""
         assert self._workdir is not None
-        target = f"127.0.0.1:{free_port()}"
+        if not target:
+            target = f"127.0.0.1:{free_port()}"
+            command = [*command, "--listen", target]
         log = Path(self._workdir.name) / f"server-{len(self.processes)}.log"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("LOCKSERVICE_")}
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("LOCKSERVICE_", "ETCD_"))}
         with log.open("ab") as out:
-            process = subprocess.Popen(
-                [*command, "--listen", target], stdout=out, stderr=subprocess.STDOUT, env=env, cwd=_ROOT
-            )
+            process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=_ROOT)
         self.targets.append(target)
         self.processes.append(process)
 
@@ -206,11 +221,14 @@ class Servers:
             self._workdir.cleanup()
 
 
-def _wait_ready(
-    target: str, process: subprocess.Popen[bytes], *, health: bool, timeout: float = 30.0
-) -> None:
+def wait_ready(target: str, process: subprocess.Popen[bytes], *, health: bool, timeout: float = 30.0) -> None:
+    """Until the server at `target` answers: SERVING health, or (`health` False, the echo
+    server) one no-op call. RuntimeError if `process` exits first or `timeout` passes."""
     deadline = time.monotonic() + timeout
-    with grpc.insecure_channel(target) as channel:
+    # The first connection is refused while the server starts; gRPC's default reconnect backoff
+    # (1 s) would then hide a server that serves 0.35 s after exec for most of a second.
+    options = [("grpc.initial_reconnect_backoff_ms", 20), ("grpc.max_reconnect_backoff_ms", 100)]
+    with grpc.insecure_channel(target, options=options) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         while time.monotonic() < deadline:
             if process.poll() is not None:
@@ -225,5 +243,5 @@ def _wait_ready(
                     return
             except grpc.RpcError:
                 pass
-            time.sleep(0.05)
+            time.sleep(0.02)
     raise RuntimeError(f"server for {target} not ready after {timeout}s")

@@ -1,18 +1,23 @@
-"""One measured run (fresh servers, seed, load, check), and the matrix of runs with repeats."""
+"""One measured run (fresh servers, fill, seed, load, check), and the matrix of runs with repeats."""
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.fill import fill_leases
 from bench.harness import Backend, Servers, cpu_seconds
 from bench.loadgen import RunSpec, Sizes, merged_counters, run_load, worker_failures
 from bench.report import Record, latency_fields, per_op_us
 from bench.workloads import ECHO, WORKLOADS, Workload
 from bench.workloads.resources import store_filler
+
+_DEFAULT_WATCHERS_PER_CLIENT = 100
+_LEASE_HEADROOM = 1_000_000  # the server's default --max-leases, kept free above the stored ones
 
 
 @dataclass(frozen=True)
@@ -23,6 +28,39 @@ class Settings:
     sizes: Sizes
     request_ids: bool = False
     profile_dir: Path | None = None
+    watcher_counts: tuple[int, ...] = ()  # runs of a `uses_watchers` workload (default: sizes.watchers)
+
+
+def server_args(sizes: Sizes) -> list[str]:
+    """What `lockservice serve` needs beyond its defaults for these sizes: room in one client's
+    stream limits for all the watchers (the bench is one client), and the default headroom of
+    live leases above the stored ones (so a grant never meets the limit's exact count)."""
+    args: list[str] = []
+    if sizes.watchers > _DEFAULT_WATCHERS_PER_CLIENT:
+        room = str(sizes.watchers + _DEFAULT_WATCHERS_PER_CLIENT)
+        args += ["--max-watchers-per-client", room, "--max-streams-per-client", room]
+    if sizes.stored_leases:
+        args += ["--max-leases", str(sizes.stored_leases + _LEASE_HEADROOM)]
+    return args
+
+
+@contextlib.contextmanager
+def filled_servers(backend: Backend, sizes: Sizes) -> Iterator[Servers]:
+    """Fresh servers whose store holds `stored_leases` leases (written before they start) and
+    `stored_keys` keys (put once they serve); the echo server gets neither."""
+    if backend.store == "echo":
+        with Servers(backend) as servers:
+            yield servers
+        return
+    leases = sizes.stored_leases
+
+    def fill(location: str) -> None:
+        fill_leases(location, leases)
+
+    with Servers(backend, server_args(sizes), fill if leases else None) as servers:
+        if sizes.stored_keys:
+            store_filler(servers.targets[0], sizes.stored_keys, sizes.value_bytes)
+        yield servers
 
 
 class _Window:
@@ -58,36 +96,39 @@ class _Window:
 
 
 def measure(workload: Workload, backend: Backend, settings: Settings, run: int) -> Record:
-    """Starts fresh servers (a new SQLite file or PostgreSQL database), seeds, drives the load,
-    checks, stops the servers; returns the run's record (without the echo ratio)."""
-    with Servers(backend) as servers:
-        if settings.sizes.stored_keys and backend.store != "echo":
-            store_filler(servers.targets[0], settings.sizes.stored_keys)
-        if workload.prepare is not None:
-            workload.prepare(servers.targets, settings.sizes)
-        spec = RunSpec(
-            workload=workload.name,
-            targets=tuple(servers.targets),
-            workers=settings.workers,
-            concurrency=settings.concurrency,
-            duration=settings.duration,
-            sizes=settings.sizes,
-            request_ids=settings.request_ids,
-        )
-        profile = None
-        if settings.profile_dir is not None:
-            settings.profile_dir.mkdir(parents=True, exist_ok=True)
-            profile = settings.profile_dir / f"{backend.label.replace(' ', '')}-{workload.name}-{run}"
-        window = _Window(servers, profile)
-        elapsed, results = run_load(spec, window.open, window.close)
-        failures = worker_failures(results)
-        outcome: dict[str, object] = {}
-        if workload.check is not None:
-            outcome = (
-                workload.check(servers.targets, settings.sizes, results) if not failures else {"check": "-"}
-            )
-        rss, peak_rss = servers.memory_mb()
-        logs = servers.logs() if failures else ""
+    """Starts fresh servers (a new SQLite file or PostgreSQL database), fills, seeds, drives the
+    load, checks, stops the servers; returns the run's record (without the echo ratio)."""
+    with filled_servers(backend, settings.sizes) as servers:
+        return measure_on(servers, workload, settings, run)
+
+
+def measure_on(servers: Servers, workload: Workload, settings: Settings, run: int) -> Record:
+    """Seeds, drives the load and checks on running servers; returns the run's record (without
+    the echo ratio), with the largest server's RSS read after the checks."""
+    backend = servers.backend
+    if workload.prepare is not None:
+        workload.prepare(servers.targets, settings.sizes)
+    spec = RunSpec(
+        workload=workload.name,
+        targets=tuple(servers.targets),
+        workers=settings.workers,
+        concurrency=settings.concurrency,
+        duration=settings.duration,
+        sizes=settings.sizes,
+        request_ids=settings.request_ids,
+    )
+    profile = None
+    if settings.profile_dir is not None:
+        settings.profile_dir.mkdir(parents=True, exist_ok=True)
+        profile = settings.profile_dir / f"{backend.label.replace(' ', '')}-{workload.name}-{run}"
+    window = _Window(servers, profile)
+    elapsed, results = run_load(spec, window.open, window.close)
+    failures = worker_failures(results)
+    outcome: dict[str, object] = {}
+    if workload.check is not None:
+        outcome = workload.check(servers.targets, settings.sizes, results) if not failures else {"check": "-"}
+    rss, peak_rss = servers.memory_mb()
+    logs = servers.logs() if failures else ""
     ops = sum(result.ops for result in results)
     latencies = (
         workload.latencies(results)
@@ -113,7 +154,10 @@ def measure(workload: Workload, backend: Backend, settings: Settings, run: int) 
         "server_rss_mb": round(rss, 1),
         "server_peak_rss_mb": round(peak_rss, 1),
         "stored_keys": settings.sizes.stored_keys,
+        "stored_leases": settings.sizes.stored_leases,
     }
+    if workload.uses_watchers:
+        record["watchers"] = settings.sizes.watchers
     if backend.store == "postgresql":
         record["database_cpu_us_per_op"] = per_op_us(window.database_cpu, ops)
     if "calls" in counters and ops:
@@ -131,9 +175,14 @@ def measure(workload: Workload, backend: Backend, settings: Settings, run: int) 
 
 def with_echo_ratio(record: Record, echo: Record, workload: Workload) -> Record:
     """Adds the ratio to the echo server of the same round: ops/s x echo calls per op / echo
-    calls/s (so 1.0 is "as fast as a no-op Python gRPC call" for this workload)."""
+    calls/s (so 1.0 is "as fast as a no-op Python gRPC call" for this workload), and the server
+    CPU per call against echo's (1.0: as cheap as a no-op call)."""
     record["echo_ops_per_s"] = echo["ops_per_s"]
     record["echo_server_cpu_us_per_call"] = echo["server_cpu_us_per_op"]
+    if echo["server_cpu_us_per_op"]:
+        record["server_cpu_to_echo"] = round(
+            record["server_cpu_us_per_op"] / workload.echo_calls_per_op / echo["server_cpu_us_per_op"], 3
+        )
     if echo["ops_per_s"]:
         record["ratio_to_echo"] = round(
             record["ops_per_s"] * workload.echo_calls_per_op / echo["ops_per_s"], 4
@@ -159,14 +208,31 @@ def run_matrix(
             echo: Record = {}
             for name in names:
                 workload = WORKLOADS[name]
-                if echo_per_workload or not echo:
-                    echo = measure(ECHO, Backend("echo"), settings, run)
-                    echo.update(backend=backend.label, replicas=backend.replicas)
-                    if echo_per_workload:
-                        echo["paired_with"] = name
-                    emit(with_echo_ratio(echo, echo, ECHO))
-                    records.append(echo)
-                record = with_echo_ratio(measure(workload, backend, settings, run), echo, workload)
-                emit(record)
-                records.append(record)
+                for variant in _variants(workload, settings):
+                    if echo_per_workload or not echo:
+                        echo = measure_echo(backend, variant, run, name if echo_per_workload else "")
+                        emit(echo)
+                        records.append(echo)
+                    record = with_echo_ratio(measure(workload, backend, variant, run), echo, workload)
+                    emit(record)
+                    records.append(record)
     return records
+
+
+def measure_echo(backend: Backend, settings: Settings, run: int, paired_with: str) -> Record:
+    """An echo run, labelled with the backend (and workload) it is the ceiling for."""
+    echo = measure(ECHO, Backend("echo"), settings, run)
+    echo.update(backend=backend.label, replicas=backend.replicas)
+    if paired_with:
+        echo["paired_with"] = paired_with
+    return with_echo_ratio(echo, echo, ECHO)
+
+
+def _variants(workload: Workload, settings: Settings) -> list[Settings]:
+    """One settings per run of the workload: one per watcher count for a `uses_watchers` one."""
+    if not workload.uses_watchers or not settings.watcher_counts:
+        return [settings]
+    return [
+        dataclasses.replace(settings, sizes=dataclasses.replace(settings.sizes, watchers=count))
+        for count in settings.watcher_counts
+    ]

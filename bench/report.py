@@ -12,6 +12,7 @@ Record = dict[str, Any]
 _MEDIAN_FIELDS = (
     "ops_per_s",
     "ratio_to_echo",
+    "server_cpu_to_echo",
     "p50_ms",
     "p90_ms",
     "p99_ms",
@@ -23,10 +24,13 @@ _MEDIAN_FIELDS = (
     "echo_server_cpu_us_per_call",
     "server_rss_mb",
     "calls_per_op",
+    "rss_filled_mb",
+    "fill_seconds",
 )
+_VARIANT_FIELDS = ("scale", "watchers")  # runs differing in these are kept apart
 _COLUMNS = (
     ("backend", "backend", "{}"),
-    ("workload", "workload", "{}"),
+    ("workload", "label", "{}"),
     ("ops/s", "ops_per_s", "{:.0f}"),
     ("x echo", "ratio_to_echo", "{:.3f}"),
     ("p50 ms", "p50_ms", "{:.2f}"),
@@ -65,15 +69,27 @@ def json_line(record: Record) -> str:
     return json.dumps(record, sort_keys=False)
 
 
+def label(record: Record) -> str:
+    """The workload's name, with its size (`--scale`) and watcher count where it has them."""
+    text = str(record["workload"])
+    if record.get("scale") is not None:
+        text += f" @{record['scale']}"
+    if record.get("watchers") is not None:
+        text += f" ({record['watchers']:,} watchers)"
+    return text
+
+
 def medians(records: Iterable[Record]) -> list[Record]:
-    """One record per (backend, workload): the median of each figure over the runs; errors are
-    summed and the check passes only if every run's did."""
-    groups: dict[tuple[str, str], list[Record]] = {}
+    """One record per backend, workload and variant (size, watchers): the median of each figure
+    over the runs; errors are summed and the check passes only if every run's did."""
+    groups: dict[tuple[object, ...], list[Record]] = {}
     for record in records:
-        groups.setdefault((record["backend"], record["workload"]), []).append(record)
+        key = (record["backend"], record["workload"], *(record.get(name) for name in _VARIANT_FIELDS))
+        groups.setdefault(key, []).append(record)
     summary = []
-    for (backend, workload), runs in groups.items():
-        median: Record = {"run": "median", "runs": len(runs), "backend": backend, "workload": workload}
+    for key, runs in groups.items():
+        median: Record = {"run": "median", "runs": len(runs), "backend": key[0], "workload": key[1]}
+        median.update({name: runs[0][name] for name in _VARIANT_FIELDS if runs[0].get(name) is not None})
         median["unit"] = runs[0]["unit"]
         for name in _MEDIAN_FIELDS:
             values = [run[name] for run in runs if isinstance(run.get(name), int | float)]
@@ -92,7 +108,7 @@ def table(records: list[Record]) -> str:
     for record in records:
         row = []
         for _, name, form in _COLUMNS:
-            value = record.get(name, "-")
+            value = label(record) if name == "label" else record.get(name, "-")
             row.append(form.format(value) if value != "-" else "-")
         rows.append(row)
     widths = [max(len(row[column]) for row in rows) for column in range(len(_COLUMNS))]
@@ -102,14 +118,14 @@ def table(records: list[Record]) -> str:
 
 
 def markdown_table(records: list[Record]) -> str:
-    """The medians as a Markdown table, for the README."""
+    """The medians as a Markdown table, for docs/performance.md."""
     header = (
         "| backend | workload | unit | x echo | ops/s | p50 ms | p99 ms | server CPU us/op | errors | check |"
     )
     lines = [header, "|" + "---|" * 10]
     for record in records:
         lines.append(
-            f"| {record['backend']} | {record['workload']} | {record['unit']} | "
+            f"| {record['backend']} | {label(record)} | {record['unit']} | "
             f"{record.get('ratio_to_echo', 0):.3f} | {record.get('ops_per_s', 0):.0f} | "
             f"{record.get('p50_ms', 0):.2f} | {record.get('p99_ms', 0):.2f} | "
             f"{record.get('server_cpu_us_per_op', 0):.0f} | {record['errors']} | {record.get('check', '-')} |"

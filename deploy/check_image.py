@@ -1,6 +1,7 @@
 """Runs the image's install steps from deploy/Dockerfile in clean virtual environments, then
-starts the installed server and runs the image's HEALTHCHECK against it: the Dockerfile tested
-without a Docker engine.
+starts the installed server with the image's LOCKSERVICE_* variables (its ports moved to free
+loopback ones) and runs the image's HEALTHCHECK against it: the Dockerfile tested without a
+Docker engine.
 
     python deploy/check_image.py            (CI runs it; needs the package index for the wheels)
 
@@ -61,6 +62,23 @@ def healthcheck(text: str) -> list[str]:
     return command
 
 
+def image_env(text: str) -> dict[str, str]:
+    """The LOCKSERVICE_* variables the final stage's ENV lines set."""
+    stages: list[list[tuple[str, str]]] = [[]]
+    for word, rest in instructions(text):
+        if word == "FROM":
+            stages.append([])
+        stages[-1].append((word, rest))
+    env: dict[str, str] = {}
+    for word, rest in stages[-1]:
+        if word == "ENV":
+            for pair in shlex.split(rest):
+                name, _, value = pair.partition("=")
+                if name.startswith("LOCKSERVICE_"):
+                    env[name] = value
+    return env
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -86,22 +104,31 @@ def main() -> int:
         source.mkdir()
         for name in ("pyproject.toml", "README.md"):
             shutil.copy(ROOT / name, source / name)
-        shutil.copytree(
-            ROOT / "lockservice", source / "lockservice", ignore=shutil.ignore_patterns("__pycache__")
-        )
+        for tree in ("lockservice", "clients/python"):
+            shutil.copytree(
+                ROOT / tree,
+                source / tree,
+                ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", "build", ".pytest_cache"),
+            )
         for stage, steps in (("build", build_steps), ("image", image_steps)):
             venv.create(work / stage, with_pip=True)
             for step in steps:
                 run(step, source if stage == "build" else work, work / stage / "bin" / "python", wheels)
         binary = work / "image" / "bin" / "lockservice"
-        port = free_port()
+        # The image's own variables, with free loopback ports in place of its ports.
+        ports = {"50051": free_port(), "50052": free_port()}
         env = {k: v for k, v in os.environ.items() if not k.startswith("LOCKSERVICE_")}
-        env |= {"LOCKSERVICE_LISTEN": f"127.0.0.1:{port}", "LOCKSERVICE_DB": str(work / "lockservice.db")}
+        env |= image_env(text)
+        for name in ("LOCKSERVICE_LISTEN", "LOCKSERVICE_HEALTH_LISTEN"):
+            env[name] = f"127.0.0.1:{ports[env[name].rsplit(':', 1)[1]]}"
+        env["LOCKSERVICE_DB"] = str(work / "lockservice.db")
         server = subprocess.Popen([str(binary), "serve"], env=env)
         try:
             probe = healthcheck(text)
-            probe[0] = str(binary)
-            probe = [f"127.0.0.1:{port}" if arg == "127.0.0.1:50051" else arg for arg in probe]
+            if probe[0] == "python":
+                probe[0] = str(work / "image" / "bin" / "python")
+            for image_port, port in ports.items():
+                probe = [arg.replace(f"127.0.0.1:{image_port}", f"127.0.0.1:{port}") for arg in probe]
             for _ in range(100):
                 if subprocess.run(probe, check=False, capture_output=True).returncode == 0:
                     break

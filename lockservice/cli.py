@@ -1,7 +1,7 @@
 """The `lockservice` command: `serve` runs the server, `health` checks one.
 
 Every `serve` setting is a flag, a LOCKSERVICE_* variable and a config-file key
-(`lockservice.options`); a flag beats its variable, which beats the config file, which beats
+(`lockservice.setting_sources`); a flag beats its variable, which beats the config file, which beats
 the default.
 """
 
@@ -14,13 +14,16 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TypeAlias
 
+from lockservice import __version__
+from lockservice.cli_admin import add_admin_commands
 from lockservice.cli_backup import add_backup_commands
 from lockservice.cli_client import add_client_commands
-from lockservice.config import ConfigError
+from lockservice.cli_store import add_store_commands
 from lockservice.errors import LockserviceError
 from lockservice.health import HealthCheck, check_health
 from lockservice.logs import configure_logging
-from lockservice.options import CONFIG_VARIABLE, OPTIONS, default_text, resolve
+from lockservice.setting_sources import CONFIG_VARIABLE, OPTIONS, default_text, resolve
+from lockservice.settings import ConfigError
 
 __all__ = ["build_parser", "main"]
 
@@ -37,7 +40,7 @@ def _loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop]:
 
 
 def _run_serve(args: argparse.Namespace) -> int:
-    from lockservice.rpc.server import serve  # the client verbs need none of the server stack
+    from lockservice.server.startup import serve  # the client verbs need none of the server stack
 
     given = vars(args)
     settings, problems = resolve(
@@ -138,17 +141,22 @@ def _add_health(sub: Subparsers) -> None:
 # Each group registers its subcommands; each subcommand sets `run(args) -> exit status`.
 # The client verbs (get, put, lock NAME -- CMD, ...) join here as
 # `lockservice.cli_client.add_client_commands`; backup, restore and bump as
-# `lockservice.cli_backup.add_backup_commands`.
+# `lockservice.cli_backup.add_backup_commands`; locks, lock-info and leases as
+# `lockservice.cli_admin.add_admin_commands`; compact and migrate as
+# `lockservice.cli_store.add_store_commands`.
 _COMMAND_GROUPS: tuple[Callable[[Subparsers], None], ...] = (
     _add_serve,
     _add_health,
     add_client_commands,
     add_backup_commands,
+    add_admin_commands,
+    add_store_commands,
 )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lockservice", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--version", action="version", version=f"lockservice {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add_commands in _COMMAND_GROUPS:
         add_commands(sub)

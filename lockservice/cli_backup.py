@@ -11,31 +11,25 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from lockservice.config import ConfigError, is_postgres_url, sqlite_path
-from lockservice.options import CONFIG_VARIABLE, resolve
-from lockservice.store.backup import (
-    BackupError,
-    Bumped,
-    backup_sqlite,
-    bump_postgres,
-    bump_sqlite,
-    restore_sqlite,
-)
+from lockservice.setting_sources import CONFIG_VARIABLE, resolve
+from lockservice.settings import ConfigError, is_postgres_url, missing_postgres_support, sqlite_path
 
 if TYPE_CHECKING:
     from lockservice.cli import Subparsers
+    from lockservice.store.backup import Bumped
 
-__all__ = ["add_backup_commands"]
+__all__ = ["add_backup_commands", "add_store_flags", "fail", "store_of"]
 
 _POSTGRES_BACKUP = (
     "a PostgreSQL store is backed up with pg_dump (or PostgreSQL's base backups and WAL archive) and "
-    "restored with pg_restore; then run `lockservice bump --store URL` (see the README)"
+    "restored with pg_restore; then run `lockservice bump --store URL` (see docs/operations.md)"
 )
 
 
-def _store(args: argparse.Namespace) -> tuple[str, str]:
+def store_of(args: argparse.Namespace) -> tuple[str, str]:
     """("postgres", URL) or ("sqlite", PATH), by the precedence `serve` uses."""
     settings, problems = resolve({"db": args.db, "store": args.store, "config": args.config})
+    problems += missing_postgres_support(settings.store)
     if problems:
         raise ConfigError(problems[0])
     if is_postgres_url(settings.store):
@@ -43,7 +37,7 @@ def _store(args: argparse.Namespace) -> tuple[str, str]:
     return "sqlite", sqlite_path(settings.store, settings.db)
 
 
-def _fail(message: str) -> int:
+def fail(message: str) -> int:
     print(f"lockservice: error: {message}", file=sys.stderr)
     return 2
 
@@ -62,39 +56,45 @@ def _report(bumped: Bumped) -> None:
 
 
 def _run_backup(args: argparse.Namespace) -> int:
+    from lockservice.store.backup import BackupError, backup_sqlite  # loaded by these verbs only
+
     try:
-        kind, db = _store(args)
+        kind, db = store_of(args)
         if kind == "postgres":
-            return _fail(_POSTGRES_BACKUP)
+            return fail(_POSTGRES_BACKUP)
         summary = backup_sqlite(db, args.out)
     except (BackupError, ConfigError) as error:
-        return _fail(str(error))
+        return fail(str(error))
     print(f"backed up {db} to {args.out}: revision {summary.revision}, {summary.size_bytes} bytes")
     return 0
 
 
 def _run_restore(args: argparse.Namespace) -> int:
+    from lockservice.store.backup import BackupError, restore_sqlite
+
     try:
-        kind, db = _store(args)
+        kind, db = store_of(args)
         if kind == "postgres":
-            return _fail(_POSTGRES_BACKUP)
+            return fail(_POSTGRES_BACKUP)
         bumped = restore_sqlite(args.backup, db, force=args.force, bump=args.bump)
     except (BackupError, ConfigError) as error:
-        return _fail(str(error))
+        return fail(str(error))
     print(f"restored {args.backup} to {db}")
     _report(bumped)
     return 0
 
 
 def _run_bump(args: argparse.Namespace) -> int:
+    from lockservice.store.backup import BackupError, bump_postgres, bump_sqlite
+
     try:
-        kind, target = _store(args)
+        kind, target = store_of(args)
         if kind == "postgres":
             bumped = bump_postgres(target, bump=args.bump, force=args.force)
         else:
             bumped = bump_sqlite(target, bump=args.bump)
     except (BackupError, ConfigError) as error:
-        return _fail(str(error))
+        return fail(str(error))
     _report(bumped)
     return 0
 
@@ -105,7 +105,7 @@ def _count(text: str) -> int:
     return int(text)
 
 
-def _add_store_flags(parser: argparse.ArgumentParser, *, postgres: bool) -> None:
+def add_store_flags(parser: argparse.ArgumentParser, *, postgres: bool) -> None:
     parser.add_argument(
         "--db", metavar="PATH", help="SQLite database file [env LOCKSERVICE_DB; default ./lockservice.db]"
     )
@@ -124,7 +124,7 @@ def _add_bump_flag(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help=(
             "also count on from at least N above the largest token and revision the store holds "
-            "(as etcd's --bump-revision; default 0: the clock suffices, see the README)"
+            "(as etcd's --bump-revision; default 0: the clock suffices, see docs/operations.md)"
         ),
     )
 
@@ -139,7 +139,7 @@ def add_backup_commands(sub: Subparsers) -> None:
         ),
     )
     backup.add_argument("out", metavar="OUT", help="the backup file to write")
-    _add_store_flags(backup, postgres=False)
+    add_store_flags(backup, postgres=False)
     backup.set_defaults(run=_run_backup)
 
     restore = sub.add_parser(
@@ -152,7 +152,7 @@ def add_backup_commands(sub: Subparsers) -> None:
         ),
     )
     restore.add_argument("backup", metavar="BACKUP", help="a file written by lockservice backup")
-    _add_store_flags(restore, postgres=False)
+    add_store_flags(restore, postgres=False)
     restore.add_argument("--force", action="store_true", help="replace an existing database")
     _add_bump_flag(restore)
     restore.set_defaults(run=_run_restore)
@@ -166,7 +166,7 @@ def add_backup_commands(sub: Subparsers) -> None:
             "revisions are above every one issued before."
         ),
     )
-    _add_store_flags(bump, postgres=True)
+    add_store_flags(bump, postgres=True)
     bump.add_argument(
         "--force", action="store_true", help="PostgreSQL: bump even though other sessions are connected"
     )

@@ -1,4 +1,5 @@
-"""The client verbs of the `lockservice` command: get, put, cas, delete, list, watch, lease, lock.
+"""The client verbs of the `lockservice` command: get, put, cas, delete, list, watch, lease, lock,
+and the recipes elect and semaphore.
 
 Each verb talks to `--target` (env LOCKSERVICE_TARGET, default 127.0.0.1:50051) through the
 Python client (`lockservice_client`, installed from clients/python), so none of the server's
@@ -11,7 +12,8 @@ status says what kind it was:
     3   conflict (ABORTED, ALREADY_EXISTS: the current state is in the message)
                                        127 `lock`: CMD not found
 
-`lock NAME -- CMD ARGS...` otherwise exits with CMD's own status (128 + N if signal N ended it).
+`lock NAME -- CMD ARGS...` otherwise exits with CMD's own status (128 + N if signal N ended it);
+`elect NAME -- CMD` and `semaphore NAME --limit N -- CMD` exit as `lock` does.
 """
 
 from __future__ import annotations
@@ -21,12 +23,14 @@ import functools
 import os
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeAlias
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, TypeAlias, TypeVar
 
 if TYPE_CHECKING:
     from google.protobuf.message import Message
-    from lockservice_client import Client, LockserviceError
+    from lockservice_client import Client, HeldLock, LockserviceError
     from lockservice_client.messages import Fence
+    from lockservice_client.recipes import Election
 
 __all__ = [
     "CLIENT_COMMANDS",
@@ -49,12 +53,13 @@ EXIT_CANNOT_RUN = 126
 EXIT_COMMAND_NOT_FOUND = 127
 EXIT_INTERRUPTED = 130
 
-CLIENT_COMMANDS = ("get", "put", "cas", "delete", "list", "watch", "lease", "lock")
+CLIENT_COMMANDS = ("get", "put", "cas", "delete", "list", "watch", "lease", "lock", "elect", "semaphore")
 DEFAULT_TARGET = "127.0.0.1:50051"
 TOKEN_VARIABLE = "LOCKSERVICE_TOKEN"
 
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 Handler = Callable[["Client", argparse.Namespace], int]
+_M = TypeVar("_M", bound="Message")
 
 
 def _fail(message: str) -> None:
@@ -96,7 +101,7 @@ def _runs(handler: Handler, args: argparse.Namespace) -> int:
     try:
         from lockservice_client import LockserviceError
     except ImportError:
-        _fail("the client verbs need the Python client: pip install ./clients/python")
+        _fail("the client verbs need the Python client: pip install lockservice-client")
         return EXIT_ERROR
     try:
         with _connect(args) as client:
@@ -187,10 +192,24 @@ def _common_options() -> argparse.ArgumentParser:
     return common
 
 
-def _json_line(message: Message) -> str:
-    from google.protobuf import json_format
+def _json_line(shape: object) -> str:
+    """One line of the JSON shape the HTTP adapter answers (`lockservice.json_views`)."""
+    import json
 
-    return json_format.MessageToJson(message, preserving_proto_field_name=True, indent=None)
+    return json.dumps(shape, ensure_ascii=False, separators=(",", ":"))
+
+
+def _as_server_message(message: Message, server_class: type[_M]) -> _M:
+    """The client's message as the same message of `lockservice.v1`, which the JSON views take
+    (both are generated from the same protos; only the Python package differs)."""
+    return server_class.FromString(message.SerializeToString())
+
+
+def _resource_json_line(resource: Message) -> str:
+    from lockservice.json_views import resource_json
+    from lockservice.v1 import resource_pb2
+
+    return _json_line(resource_json(_as_server_message(resource, resource_pb2.Resource), with_value=True))
 
 
 # Resources.
@@ -199,7 +218,7 @@ def _json_line(message: Message) -> str:
 def _get(client: Client, args: argparse.Namespace) -> int:
     resource = client.get(args.key, version=args.version)
     if args.json:
-        print(_json_line(resource))
+        print(_resource_json_line(resource))
     else:
         sys.stdout.buffer.write(resource.value)
         sys.stdout.flush()
@@ -252,7 +271,7 @@ def _delete(client: Client, args: argparse.Namespace) -> int:
 
 def _list(client: Client, args: argparse.Namespace) -> int:
     for resource in client.list(args.prefix, with_values=args.json):
-        print(_json_line(resource) if args.json else f"{resource.key} version {resource.version}")
+        print(_resource_json_line(resource) if args.json else f"{resource.key} version {resource.version}")
     return 0
 
 
@@ -262,7 +281,10 @@ def _watch(client: Client, args: argparse.Namespace) -> int:
     events = client.watch(args.key, prefix=args.prefix, start_revision=args.from_revision)
     for seen, event in enumerate(events, start=1):
         if args.json:
-            line = _json_line(event)
+            from lockservice.json_views import event_json
+            from lockservice.v1 import resource_pb2
+
+            line = _json_line(event_json(_as_server_message(event, resource_pb2.WatchEvent)))
         else:
             kind = WatchEvent.EventType.Name(event.type)
             line = f"{kind} {event.resource.key} version {event.resource.version} revision {event.revision}"
@@ -281,7 +303,10 @@ def _lease_grant(client: Client, args: argparse.Namespace) -> int:
 
 
 def _lease_get(client: Client, args: argparse.Namespace) -> int:
-    print(_json_line(client.get_lease(args.lease_id)))
+    from lockservice.json_views import lease_json
+    from lockservice.v1 import lease_pb2
+
+    print(_json_line(lease_json(_as_server_message(client.get_lease(args.lease_id), lease_pb2.Lease))))
     return 0
 
 
@@ -300,34 +325,33 @@ def _lease_revoke(client: Client, args: argparse.Namespace) -> int:
 # Locks.
 
 
-def _run_lock(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
-    """`lock [OPTIONS] NAME [--] CMD...`, and also `lock NAME OPTIONS -- CMD...`: argparse hands
+def _run_with_command(
+    parser: argparse.ArgumentParser, handler: Handler, command_optional: bool, args: argparse.Namespace
+) -> int:
+    """`VERB [OPTIONS] NAME [--] CMD...`, and also `VERB NAME OPTIONS -- CMD...`: argparse hands
     everything after NAME to CMD, so options found before a `--` there are parsed again."""
     if "--" in args.argv and args.argv[0] != "--":
         split = args.argv.index("--")
         parser.parse_args([*args.argv[:split], args.name, *args.argv[split:]], namespace=args)
+    elif args.argv and args.argv[0] != "--" and args.argv[0].startswith("-"):
+        # `elect NAME --listen ...`: options after NAME, and no command.
+        parser.parse_args([*args.argv, args.name], namespace=args)
     if args.argv[:1] == ["--"]:
         args.argv = args.argv[1:]
-    if not args.argv:
-        _fail("lock needs a command: lockservice lock NAME -- CMD [ARGS...]")
+    if not args.argv and not command_optional:
+        _fail(f"{args.command} needs a command: lockservice {args.command} NAME -- CMD [ARGS...]")
         return EXIT_USAGE
-    return _runs(_lock, args)
+    return _runs(handler, args)
 
 
-def _lock(client: Client, args: argparse.Namespace) -> int:
-    from lockservice_client.command import run_locked
+def _run_under(hold: AbstractContextManager[HeldLock], what: str, args: argparse.Namespace) -> int:
+    """Runs CMD while `hold` holds; `what` names the hold in messages."""
+    from lockservice_client.command import run_held
 
     command = args.argv
     try:
-        run = run_locked(
-            client,
-            args.name,
-            command,
-            ttl_seconds=args.ttl,
-            wait=args.wait,
-            holder=args.holder,
-            kill_after=args.kill_after,
-            extra_env={"LOCKSERVICE_TARGET": args.target},
+        run = run_held(
+            hold, command, kill_after=args.kill_after, extra_env={"LOCKSERVICE_TARGET": args.target}
         )
     except FileNotFoundError:
         _fail(f"{command[0]}: command not found")
@@ -336,9 +360,47 @@ def _lock(client: Client, args: argparse.Namespace) -> int:
         _fail(f"{command[0]}: cannot run (permission denied)")
         return EXIT_CANNOT_RUN
     if run.lost:
-        _fail(f"lock {args.name} (token {run.token}) was lost while {command[0]} ran: {run.lost_cause}")
+        _fail(f"{what} (token {run.token}) was lost while {command[0]} ran: {run.lost_cause}")
         return EXIT_LOCK_LOST
     return run.exit_status
+
+
+def _lock(client: Client, args: argparse.Namespace) -> int:
+    hold = client.lock(args.name, args.ttl, wait=args.wait, holder=args.holder)
+    return _run_under(hold, f"lock {args.name}", args)
+
+
+def _elect(client: Client, args: argparse.Namespace) -> int:
+    from lockservice_client.recipes import Election
+
+    election = Election(client, args.name, ttl_seconds=args.ttl)
+    if args.listen:
+        return _listen(election, args.count)
+    if not args.argv:
+        _fail("elect needs a command, or --listen: lockservice elect NAME -- CMD [ARGS...]")
+        return EXIT_USAGE
+    hold = election.campaign(args.holder or client.holder, wait=args.wait)
+    return _run_under(hold, f"the leadership of {args.name}", args)
+
+
+def _listen(election: Election, count: int) -> int:
+    """Prints the leader (`VALUE token T`, or `(no leader)`) now and at each change."""
+    for seen, leader in enumerate(election.observe(), start=1):
+        print("(no leader)" if leader is None else f"{leader.value} token {leader.token}", flush=True)
+        if seen == count:
+            break
+    return 0
+
+
+def _semaphore(client: Client, args: argparse.Namespace) -> int:
+    from lockservice_client.recipes import Semaphore
+
+    if args.limit is None:
+        _fail("semaphore needs --limit N: lockservice semaphore NAME --limit N -- CMD [ARGS...]")
+        return EXIT_USAGE
+    semaphore = Semaphore(client, args.name, args.limit, ttl_seconds=args.ttl)
+    hold = semaphore.acquire(wait=args.wait, holder=args.holder)
+    return _run_under(hold, f"semaphore {args.name}", args)
 
 
 # The parsers.
@@ -426,30 +488,85 @@ def _add_lease_verbs(sub: Subparsers, common: argparse.ArgumentParser) -> None:
         _verb(lease_sub, name, handler, common, help_text).add_argument("lease_id", metavar="LEASE_ID")
 
 
-def _add_lock_verb(sub: Subparsers, common: argparse.ArgumentParser) -> None:
-    lock = _verb(
-        sub, "lock", _lock, common, "run CMD while holding lock NAME (token in $LOCKSERVICE_FENCING_TOKEN)"
-    )
-    lock.set_defaults(run=functools.partial(_run_lock, lock))
-    lock.add_argument("name", metavar="NAME")
-    lock.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD [ARGS...]")
-    lock.add_argument(
+def _add_command_verb(
+    sub: Subparsers,
+    common: argparse.ArgumentParser,
+    name: str,
+    handler: Handler,
+    help_text: str,
+    *,
+    wait_forever: bool,
+    command_optional: bool = False,
+) -> argparse.ArgumentParser:
+    """A verb that runs CMD while holding something: NAME, `-- CMD`, and the hold's options."""
+    parser = _verb(sub, name, handler, common, help_text)
+    parser.set_defaults(run=functools.partial(_run_with_command, parser, handler, command_optional))
+    parser.add_argument("name", metavar="NAME")
+    parser.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD [ARGS...]")
+    parser.add_argument(
         "--ttl", type=_non_negative_int, default=10, metavar="SECONDS", help="lease TTL (default 10)"
     )
-    lock.add_argument(
+    parser.add_argument(
         "--wait",
         type=_non_negative_seconds,
-        default=0.0,
+        default=None if wait_forever else 0.0,
         metavar="SECONDS",
-        help="queue this long if held (default: exit 3)",
+        help="queue this long if held (default: as long as it takes)"
+        if wait_forever
+        else "queue this long if held (default: exit 3)",
     )
-    lock.add_argument("--holder", default=None, help="who holds it (default HOST:PID)")
-    lock.add_argument(
+    parser.add_argument("--holder", default=None, help="who holds it (default HOST:PID)")
+    parser.add_argument(
         "--kill-after",
         type=_positive_seconds,
         default=10.0,
         metavar="SECONDS",
-        help="if the lock is lost: SIGTERM CMD, then SIGKILL after this long (default 10)",
+        help="if the hold is lost: SIGTERM CMD, then SIGKILL after this long (default 10)",
+    )
+    return parser
+
+
+def _positive_int(text: str) -> int:
+    value = _non_negative_int(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _add_hold_verbs(sub: Subparsers, common: argparse.ArgumentParser) -> None:
+    _add_command_verb(
+        sub,
+        common,
+        "lock",
+        _lock,
+        "run CMD while holding lock NAME (token in $LOCKSERVICE_FENCING_TOKEN)",
+        wait_forever=False,
+    )
+    elect = _add_command_verb(
+        sub,
+        common,
+        "elect",
+        _elect,
+        "campaign in election NAME and run CMD while leader (--holder is the leader's value), "
+        "or --listen: print the leader at each change",
+        wait_forever=True,
+        command_optional=True,
+    )
+    elect.add_argument("--listen", action="store_true", help="print 'VALUE token T' lines, '(no leader)'")
+    elect.add_argument(
+        "--count", type=_non_negative_int, default=0, metavar="N", help="with --listen: exit after N lines"
+    )
+    semaphore = _add_command_verb(
+        sub,
+        common,
+        "semaphore",
+        _semaphore,
+        "run CMD while holding one of the --limit slots of semaphore NAME",
+        wait_forever=True,
+    )
+    # Required, but checked after the options that may follow NAME are parsed (see _run_with_command).
+    semaphore.add_argument(
+        "--limit", type=_positive_int, metavar="N", help="at most N holders at once (required)"
     )
 
 
@@ -458,4 +575,4 @@ def add_client_commands(sub: Subparsers) -> None:
     common = _common_options()
     _add_resource_verbs(sub, common)
     _add_lease_verbs(sub, common)
-    _add_lock_verb(sub, common)
+    _add_hold_verbs(sub, common)

@@ -1,5 +1,7 @@
-"""JSON encodings of model objects: stored answers (a request_id retry gets the first answer)
-and notices that cross processes (PostgreSQL NOTIFY)."""
+"""Model objects <-> JSON text, for what the stores keep or pass on as text: the stored answer
+of a request (a request_id retry gets the first answer back, `WriteTxn.save_answer`) and the
+lock notices that cross processes (PostgreSQL NOTIFY). Not the wire: that is protobuf
+(`lockservice.rpc.convert`), and errors are `lockservice.rpc.status`."""
 
 from __future__ import annotations
 

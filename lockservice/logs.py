@@ -10,8 +10,6 @@ import logging
 import sys
 from typing import Any
 
-import structlog
-
 __all__ = ["LOG_LEVELS", "configure_logging"]
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -19,6 +17,10 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 
 def configure_logging(level: str = "info", fmt: str = "auto") -> None:
     """`fmt` is "json", "console", or "auto" (console when stderr is a terminal)."""
+    # Imported here: the client verbs import this module (through the settings their parser
+    # shares with `serve`) and log nothing; structlog (and rich, which it loads) cost them 60 ms.
+    import structlog
+
     numeric = logging.getLevelNamesMapping()[level.upper()]
     console = fmt == "console" or (fmt == "auto" and sys.stderr.isatty())
     shared: list[Any] = [

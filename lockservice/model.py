@@ -26,11 +26,14 @@ __all__ = [
     "Fence",
     "Lease",
     "LeaseEnded",
+    "LeaseListing",
     "LeaseView",
     "LockGranted",
+    "LockListing",
     "LockState",
     "LockView",
     "LockWaiter",
+    "NoticesLost",
     "Operation",
     "OperationResult",
     "Page",
@@ -84,7 +87,7 @@ class Resource:
         """The bytes this resource costs in memory and on the wire, as the memory budget counts
         them (`lockservice.core.memory`): key and value, plus an upper bound for the rest of its
         message, so a sum of footprints bounds a reply's size. The stores compute the same from
-        their rows (`lockservice.store.pages`) without reading the content type, which sits
+        their rows (`lockservice.store.sql`) without reading the content type, which sits
         after the value and would cost a walk over a large value's pages."""
         return len(self.key) + len(self.value) + RESOURCE_OVERHEAD_BYTES
 
@@ -304,11 +307,37 @@ class ChangeEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class LockListing:
+    """A lock as ListLocks lists it: its view, the first of its queued callers (when asked for),
+    and whether the holder's details were withheld from the caller."""
+
+    view: LockView
+    queue: tuple[LockWaiter, ...] = ()
+    detail_withheld: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseListing:
+    """A live lease as the store lists it, with the first of its held locks and resources."""
+
+    lease: Lease
+    lock_names: tuple[str, ...]
+    resource_keys: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class LockGranted:
     """Published after commit: the queued `waiter_id` now holds the lock."""
 
     waiter_id: str
     lock: LockView
+
+
+@dataclass(frozen=True, slots=True)
+class NoticesLost:
+    """Published when notices of other processes' commits may have been missed (PostgreSQL:
+    the replica's listening connection was lost and is back): waits must be checked against
+    the store, since a hand-over committed meanwhile never reached them."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ import pytest
 
 from lockservice.cli import main
 from lockservice.store.backup import backup_sqlite
-from lockservice.store.sqlite_schema import migrate
+from lockservice.store.sqlite.schema import migrate
 
 
 @pytest.fixture(autouse=True)
@@ -82,7 +82,7 @@ def test_postgres_backup_and_restore_point_to_postgres_tools_and_bump(
         assert capsys.readouterr().err == (
             "lockservice: error: a PostgreSQL store is backed up with pg_dump (or PostgreSQL's base "
             "backups and WAL archive) and restored with pg_restore; then run "
-            "`lockservice bump --store URL` (see the README)\n"
+            "`lockservice bump --store URL` (see docs/operations.md)\n"
         )
 
 

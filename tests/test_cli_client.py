@@ -17,12 +17,15 @@ import subprocess
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 from lockservice_client import Client, LockNotFound
 from lockservice_client.messages import WatchEvent
 
 from tests.conftest import LOCKSERVICE, ServerProcess
+from tests.docs import section
 from tests.e2e.support import ServerFactory
+from tests.http.support import gateway_client_fixture
 
 pytestmark = pytest.mark.backend_specific(
     "sqlite", reason="the CLI sees only the wire; tests/e2e covers each backend's behaviour"
@@ -30,6 +33,7 @@ pytestmark = pytest.mark.backend_specific(
 
 
 CLI = [LOCKSERVICE]
+http = gateway_client_fixture()
 
 
 def _environment(server: ServerProcess) -> dict[str, str]:
@@ -95,21 +99,42 @@ def test_put_get_and_a_stale_put(server: ServerProcess, prefix: str) -> None:
     assert outcome(run(server, "get", key, "--version", "1")) == (0, "hello", "")
 
 
-def test_json_output_of_get_and_list(server: ServerProcess, prefix: str) -> None:
+def test_json_output_of_get_and_list_is_the_http_shape(
+    server: ServerProcess, http: httpx.Client, prefix: str
+) -> None:
+    """One JSON shape for a resource: the CLI prints what the HTTP adapter answers, integers
+    as numbers, times RFC 3339, the value base64 in `value_base64`."""
     key = f"{prefix}/k"
     with Client(server.address) as client:
         client.create(key, b'{"qty": 1}', content_type="application/json")
     shown = run(server, "get", key, "--json")
-    resource = json.loads(shown.stdout)
     assert (shown.returncode, shown.stdout.count("\n")) == (0, 1)
-    assert (resource["key"], resource["value"], resource["version"], resource["content_type"]) == (
+    resource = json.loads(shown.stdout)
+    assert (resource["key"], resource["value_base64"], resource["version"], resource["content_type"]) == (
         key,
-        "eyJxdHkiOiAxfQ==",  # base64 of the value, as proto3 JSON writes bytes
-        "1",
+        "eyJxdHkiOiAxfQ==",
+        1,
         "application/json",
     )
+    assert resource["lease_id"] == ""
+    over_http = http.get("/v1/resources", params={"prefix": f"{prefix}/", "view": "full"})
+    assert over_http.status_code == 200
+    assert over_http.json()["resources"] == [resource]
+
     listed = run(server, "list", f"{prefix}/", "--json")
-    assert [json.loads(line)["value"] for line in listed.stdout.splitlines()] == ["eyJxdHkiOiAxfQ=="]
+    assert [json.loads(line) for line in listed.stdout.splitlines()] == [resource]
+
+
+def test_json_output_of_watch_is_the_http_event_shape(server: ServerProcess, prefix: str) -> None:
+    key = f"{prefix}/watched"
+    with Client(server.address) as client:
+        written = client.create(key, b"v")
+    shown = run(server, "watch", key, "--from-revision", str(written.mod_revision), "--count", "1", "--json")
+    assert shown.returncode == 0, shown.stderr
+    event = json.loads(shown.stdout)
+    assert (event["type"], event["revision"]) == ("PUT", written.mod_revision)
+    assert event["resource"]["version"] == 1
+    assert event["resource"]["value_base64"] == "dg=="
 
 
 def test_put_if_version_zero_creates_only(server: ServerProcess, prefix: str) -> None:
@@ -204,8 +229,17 @@ def test_lease_grant_get_refresh_revoke(server: ServerProcess) -> None:
     shown = run(server, "lease", "get", lease_id)
     assert shown.returncode == 0
     lease = json.loads(shown.stdout)
-    assert (lease["lease_id"], lease["holder"], lease["ttl_seconds"]) == (lease_id, "cli-test", "30")
-    assert sorted(lease) == ["expire_time", "grant_time", "holder", "lease_id", "remaining_ms", "ttl_seconds"]
+    assert (lease["lease_id"], lease["holder"], lease["ttl_seconds"]) == (lease_id, "cli-test", 30)
+    assert sorted(lease) == [
+        "expire_time",
+        "grant_time",
+        "holder",
+        "lease_id",
+        "lock_names",
+        "remaining_ms",
+        "resource_keys",
+        "ttl_seconds",
+    ]
     assert outcome(run(server, "lease", "refresh", lease_id)) == (0, f"{lease_id} refreshed for 30s\n", "")
     revoked = run(server, "lease", "revoke", lease_id)
     assert (revoked.returncode, revoked.stdout.startswith(f"{lease_id} revoked at revision ")) == (0, True)
@@ -329,15 +363,13 @@ def test_command_errors(server: ServerProcess, prefix: str) -> None:
     assert bad_usage.stderr.endswith("argument --if-version: 'seven' is not a whole number\n")
 
 
-README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 README_EXAMPLE = re.compile(r"^(lockservice .+?)\s+# (?:exit (\d+): )?(.+)$")
 
 
 def _readme_examples() -> list[tuple[str, int, str]]:
     """(command, exit status, what it prints) from the `# comment` of each line of the README's
     command-line example: stdout on success, the error line after `exit N:`."""
-    section = README.split("\n## Command line\n", 1)[1].split("\n## ", 1)[0]
-    (block,) = re.findall(r"```sh\n(.*?)```", section, re.S)
+    (block,) = re.findall(r"```sh\n(.*?)```", section("Command line"), re.S)
     examples = []
     for line in block.splitlines():
         match = README_EXAMPLE.match(line)

@@ -10,11 +10,11 @@ import pytest
 
 from lockservice.authfiles import AuthFileError, load_policy, load_tokens, token_digest
 from lockservice.cli import main
-from lockservice.config import Settings
 from lockservice.core.access import Right
-from lockservice.options import OPTIONS, resolve
+from lockservice.setting_sources import OPTIONS, resolve
+from lockservice.settings import Settings
+from tests.docs import section
 
-ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "0123456789abcdef0123456789abcdef"
 
 
@@ -106,6 +106,39 @@ def test_security_settings_are_checked_together(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("store", "problems"),
+    [
+        ("postgresql://lockservice@db1:5432,db2:5432/lockservice?target_session_attrs=read-write", []),
+        ("postgresql://lockservice@db1,db2/lockservice?target_session_attrs=primary", []),
+        ("postgres://lockservice:secret@db/lockservice", []),
+        (
+            "postgresql://lockservice@db1,db2/lockservice",
+            [
+                "--store: names 2 hosts but not ?target_session_attrs=read-write: a connection could "
+                "reach a standby, where every write fails"
+            ],
+        ),
+        (
+            "postgresql://lockservice@db1,db2,db3/lockservice?target_session_attrs=any",
+            [
+                "--store: names 3 hosts but not ?target_session_attrs=read-write: a connection could "
+                "reach a standby, where every write fails"
+            ],
+        ),
+        # libpq quotes the bad part, here the password: the problem leaves it out.
+        (
+            "postgresql://lockservice:p%zzw@db/lockservice",
+            ["--store: not a valid PostgreSQL URL (invalid percent-encoded token: ...)"],
+        ),
+    ],
+)
+def test_a_postgres_url_must_parse_and_several_hosts_need_the_writable_one(
+    store: str, problems: list[str]
+) -> None:
+    assert Settings(store=store).validate() == problems
+
+
 def test_reuse_port_is_a_switch_and_needs_postgresql_and_a_tcp_port(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -146,16 +179,16 @@ def test_http_listen_with_tls_is_valid(tmp_path: Path) -> None:
     assert settings.validate() == []
 
 
-def test_every_setting_is_a_flag_in_the_help_and_a_row_of_the_readme(
+def test_every_setting_is_a_flag_in_the_help_and_a_row_of_the_options_table(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     assert main(["serve", "--help"]) == 0
     help_text = capsys.readouterr().out
-    readme = (ROOT / "README.md").read_text()
+    table = section("Running the server")
     for option in OPTIONS:
         assert option.flag in help_text
         assert option.variable in help_text
-        assert re.search(rf"^\| `{option.flag}` \| `{option.variable}` \|", readme, re.M), option.flag
+        assert re.search(rf"^\| `{option.flag}` \| `{option.variable}` \|", table, re.M), option.flag
     assert "--config" in help_text
 
 

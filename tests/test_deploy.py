@@ -5,8 +5,11 @@ HEALTHCHECK run for real in CI (`python deploy/check_image.py`)."""
 from __future__ import annotations
 
 import importlib.util
+import json
+import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -15,9 +18,12 @@ import pytest
 import yaml
 
 from lockservice.authfiles import load_policy
-from lockservice.options import CONFIG_VARIABLE, OPTIONS, resolve
 from lockservice.rpc.lifecycle import LIVENESS_SERVICE
-from tests.conftest import LOCKSERVICE
+from lockservice.setting_sources import CONFIG_VARIABLE, OPTIONS, resolve
+from lockservice.settings import Settings
+from tests.conftest import LOCKSERVICE, ServerProcess, free_port, wait_until_serving
+from tests.e2e.ops_support import CertificateAuthority
+from tests.e2e.pg_pair import PRIMARY_CONF, conf_settings, server_binaries
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
 FLAGS = {option.name for option in OPTIONS} | {"config"}
@@ -62,7 +68,20 @@ def test_dockerfile() -> None:
     module = check_image()
     steps = dict(module.instructions(text))
     assert steps["USER"] == "10001:10001"  # never root
-    assert module.healthcheck(text)[:2] == ["lockservice", "health"]
+    # The user's group has the user's id (not the next system GID), so runAsGroup 10001 matches.
+    (setup,) = [rest for word, rest in module.instructions(text) if word == "RUN" and "useradd" in rest]
+    assert "groupadd --system --gid 10001 lockservice" in setup
+    assert "useradd --system --uid 10001 --gid 10001 " in setup
+    # Both stages on one pinned release of the base image, never a floating tag.
+    bases = [rest.split()[0] for word, rest in module.instructions(text) if word == "FROM"]
+    assert len(bases) == 2 and len(set(bases)) == 1
+    assert re.fullmatch(r"python:3\.11\.\d+-slim-bookworm", bases[0])
+    # The HEALTHCHECK asks the plaintext health-only port with the cheap probe: TLS on the API
+    # port cannot fail it.
+    probe = module.healthcheck(text)
+    assert probe[:4] == ["python", "-I", "-m", "lockservice.probe"]
+    assert port_of(probe[4]) == port_of(module.image_env(text)["LOCKSERVICE_HEALTH_LISTEN"])
+    assert str(port_of(probe[4])) in steps["EXPOSE"].split()
     assert steps["ENTRYPOINT"] == '["lockservice"]'
     assert steps["CMD"] == '["serve"]'
     assert "50051" in steps["EXPOSE"].split()
@@ -72,7 +91,7 @@ def test_dockerfile() -> None:
                 name = pair.split("=", 1)[0]
                 assert not name.startswith("LOCKSERVICE_") or name in VARIABLES, name
     build, image = module.pip_steps(text)
-    assert build == ["python -m pip wheel --no-cache-dir --wheel-dir /wheels ."]
+    assert build == ["python -m pip wheel --no-cache-dir --wheel-dir /wheels ./clients/python ."]
     assert image == ["python -m pip install --no-cache-dir --no-index --find-links=/wheels lockservice"]
     copied = [
         source
@@ -92,7 +111,8 @@ def test_docker_compose() -> None:
     assert (DEPLOY / sidecar["build"]["context"] / sidecar["build"]["dockerfile"]).is_file()
     flags = serve_flags(sidecar["command"])
     assert set(sidecar["environment"]) <= VARIABLES
-    assert sidecar["healthcheck"]["test"] == ["CMD", "lockservice", "health", "--target", flags["listen"]]
+    probe = ["CMD", "python", "-I", "-m", "lockservice.probe", flags["listen"]]
+    assert sidecar["healthcheck"]["test"] == probe
     app = compose["services"]["app"]
     assert app["environment"]["LOCKSERVICE_TARGET"] == flags["listen"]
     assert app["depends_on"]["lockservice"]["condition"] == "service_healthy"
@@ -111,8 +131,13 @@ def lockservice_containers(document: dict[str, Any]) -> list[tuple[dict[str, Any
 
 def check_container(pod: dict[str, Any], container: dict[str, Any], settings: dict[str, str]) -> None:
     flags = serve_flags(container["args"])
-    variables = {env["name"] for env in container.get("env", [])}
-    assert variables <= VARIABLES
+    env = {env["name"]: env.get("value") for env in container.get("env", [])}
+    assert set(env) <= VARIABLES | {"TMPDIR"}
+    # A read-only root has no usable temporary directory: TMPDIR names a writable emptyDir.
+    if container["securityContext"].get("readOnlyRootFilesystem"):
+        mounts = {mount["mountPath"]: mount["name"] for mount in container["volumeMounts"]}
+        scratch = next(volume for volume in pod["volumes"] if volume["name"] == mounts[env["TMPDIR"]])
+        assert "emptyDir" in scratch
     health_port = port_of(flags.get("health-listen") or settings["health-listen"])
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         assert container[probe]["grpc"]["port"] == health_port
@@ -161,8 +186,14 @@ def test_kubernetes_deployment_for_postgres(tmp_path: Path) -> None:
         assert str(Path(settings[name]).parent) in mounts, name
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert ports["grpc"] == port_of(settings["listen"])
-    for port in by_kind["Service"]["spec"]["ports"]:
-        assert port["targetPort"] in ports
+    services = {doc["metadata"]["name"]: doc for doc in documents if doc["kind"] == "Service"}
+    for service in services.values():
+        assert service["spec"]["selector"] == by_kind["Deployment"]["spec"]["selector"]["matchLabels"]
+        for port in service["spec"]["ports"]:
+            assert port["targetPort"] in ports
+    # gRPC balances per connection: the headless Service gives clients every replica's address.
+    assert services["lockservice-headless"]["spec"]["clusterIP"] == "None"
+    assert [p["name"] for p in services["lockservice-headless"]["spec"]["ports"]] == ["grpc"]
 
 
 def systemd_unit() -> dict[str, list[str]]:
@@ -185,6 +216,26 @@ def test_systemd_unit(tmp_path: Path) -> None:
     for assignment in unit["Environment"]:
         assert assignment.split("=", 1)[0] in VARIABLES
     assert unit["RestartPreventExitStatus"] == ["2"]  # a bad setting is not retried in a loop
+    # Started means serving: the server sends READY=1 (tests/e2e/test_sd_notify.py).
+    assert (unit["Type"], unit["NotifyAccess"]) == (["notify"], ["main"])
+    # The sandbox: nothing writable but its own directories, no privileges, few system calls.
+    for key, value in (
+        ("DynamicUser", "yes"),
+        ("NoNewPrivileges", "yes"),
+        ("ProtectSystem", "strict"),
+        ("ProtectHome", "yes"),
+        ("PrivateTmp", "yes"),
+        ("PrivateDevices", "yes"),
+        ("ProtectClock", "yes"),
+        ("ProtectKernelLogs", "yes"),
+        ("ProtectProc", "invisible"),
+        ("RestrictSUIDSGID", "yes"),
+        ("CapabilityBoundingSet", ""),
+        ("RestrictAddressFamilies", "AF_UNIX AF_INET AF_INET6"),
+        ("UMask", "0077"),
+    ):
+        assert unit[key] == [value], key
+    assert unit["SystemCallFilter"] == ["@system-service", "~@privileged"]
     settings_file_is_clean(tmp_path / "lockservice.toml", (DEPLOY / "lockservice.toml").read_text())
     assert load_policy(str(DEPLOY / "policy.toml")).grants
 
@@ -202,3 +253,85 @@ def test_systemd_analyze_verifies_the_unit(tmp_path: Path) -> None:
         check=False,
     )
     assert (result.returncode, result.stderr) == (0, "")
+
+
+def _patroni_member() -> tuple[str, dict[str, Any]]:
+    text = (DEPLOY / "postgres" / "patroni.yml").read_text()
+    return text, yaml.safe_load(text)
+
+
+def test_postgres_primary_and_patroni_replicate_synchronously() -> None:
+    primary = conf_settings(PRIMARY_CONF)
+    assert primary["synchronous_commit"] in {"on", "remote_apply"}
+    assert primary["synchronous_standby_names"].strip("'")
+    text, member = _patroni_member()
+    dcs = member["bootstrap"]["dcs"]
+    assert dcs["synchronous_mode"] is True
+    assert dcs["postgresql"]["parameters"]["synchronous_commit"] in {"on", "remote_apply"}
+    assert "password" not in json.dumps(member)  # from PATRONI_* variables, never the file
+    # The --store URL it shows is one `serve` accepts, and names the member among its hosts.
+    (url,) = re.findall(r"--store '([^']+)'", text)
+    assert Settings(store=url).validate() == []
+    assert member["postgresql"]["connect_address"] in url
+
+
+@pytest.mark.skipif(server_binaries() is None, reason="no PostgreSQL server binaries installed")
+def test_postgres_settings_are_ones_the_server_knows() -> None:
+    binaries = server_binaries()
+    assert binaries is not None
+    described = subprocess.run(
+        [str(binaries / "postgres"), "--describe-config"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    known = {line.split("\t", 1)[0] for line in described.stdout.splitlines()}
+    _, member = _patroni_member()
+    assert set(conf_settings(PRIMARY_CONF)) <= known
+    assert set(member["bootstrap"]["dcs"]["postgresql"]["parameters"]) <= known
+
+
+def test_the_image_probe_passes_on_the_health_port_of_a_tls_server(tmp_path: Path) -> None:
+    """The image's HEALTHCHECK against a server whose API port speaks mutual TLS: the probe asks
+    the plaintext health-only port and passes; asked on the TLS port it fails."""
+    authority = CertificateAuthority(tmp_path)
+    pem = authority.issue("localhost", server=True)
+    health = f"127.0.0.1:{free_port()}"
+    server = ServerProcess(
+        tmp_path,
+        "sqlite",
+        [
+            *("--tls-cert", str(pem.cert), "--tls-key", str(pem.key)),
+            *("--tls-client-ca", str(authority.pem.cert), "--health-listen", health),
+        ],
+    ).launch()
+    try:
+        assert server.process is not None
+        wait_until_serving(health, server.process)
+        probe = check_image().healthcheck((DEPLOY / "Dockerfile").read_text())
+        command = [sys.executable, *probe[1:4], health]
+        passed = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
+        assert (passed.returncode, passed.stdout) == (0, f"{health}: SERVING\n")
+        refused = subprocess.run(
+            [*command[:-1], server.address], capture_output=True, text=True, timeout=30, check=False
+        )
+        assert refused.returncode == 1
+        assert refused.stderr.startswith(f"{server.address}: UNAVAILABLE: ")
+    finally:
+        assert server.stop() == 0
+
+
+def test_the_probe_answers_over_a_unix_socket(tmp_path: Path) -> None:
+    """The compose file's HEALTHCHECK: the probe on the sidecar's unix socket."""
+    server = ServerProcess(tmp_path, "sqlite")
+    server.address = f"unix:{tmp_path / 'lockservice.sock'}"
+    server.launch()
+    try:
+        assert server.process is not None
+        wait_until_serving(server.address, server.process)
+        probe = [sys.executable, "-I", "-m", "lockservice.probe", server.address]
+        passed = subprocess.run(probe, capture_output=True, text=True, timeout=30, check=False)
+        assert (passed.returncode, passed.stdout) == (0, f"{server.address}: SERVING\n")
+    finally:
+        assert server.stop() == 0

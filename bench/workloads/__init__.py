@@ -4,6 +4,8 @@ A workload is a worker function (runs in every load-generator process) plus opti
 hooks: `prepare` seeds data before the workers start, `check` verifies the outcome after they
 end, `latencies` recomputes latencies from the workers' events. `echo_calls_per_op` says how many
 echo calls one operation is compared with (2 for a read + write cycle or an acquire + release).
+A workload with `uses_watchers` runs once for each of `--watchers`' counts. `cas-hot-naive-etcd`
+runs only against etcd (`Backend("etcd")`, started by the issue table, `bench.table`).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from dataclasses import dataclass
 
 from bench.echo import echo_worker
 from bench.loadgen import Sizes, WorkerFunction, WorkerResult
-from bench.workloads import leases, locks, resources, watch
+from bench.workloads import leases, locks, naive, resources, watch
 
 Check = Callable[[list[str], Sizes, list[WorkerResult]], dict[str, object]]
 
@@ -27,6 +29,7 @@ class Workload:
     prepare: Callable[[list[str], Sizes], None] | None = None
     check: Check | None = None
     latencies: Callable[[list[WorkerResult]], list[float]] | None = None
+    uses_watchers: bool = False
 
 
 ECHO = Workload("echo", echo_worker, "calls")
@@ -45,6 +48,20 @@ WORKLOADS: dict[str, Workload] = {
             check=resources.check_counters,
         ),
         Workload(
+            "cas-hot-naive",
+            naive.lockservice_worker,
+            "successful CAS",
+            prepare=resources.seed_cas_hot,
+            check=resources.check_counters,
+        ),
+        Workload(
+            "cas-hot-naive-etcd",
+            naive.etcd_worker,
+            "successful CAS",
+            prepare=naive.seed_etcd,
+            check=naive.check_etcd_counter,
+        ),
+        Workload(
             "cas-spread",
             resources.cas_spread_worker,
             "successful CAS",
@@ -60,12 +77,37 @@ WORKLOADS: dict[str, Workload] = {
             echo_calls_per_op=2,
             latencies=locks.handoff_latencies,
         ),
-        Workload("watch-fanout", watch.watch_worker, "deliveries", check=watch.check_deliveries),
+        Workload(
+            "watch-fanout", watch.watch_worker, "deliveries", check=watch.check_deliveries, uses_watchers=True
+        ),
         Workload("leases", leases.leases_worker, "refreshes"),
+        Workload("lease-grant", leases.lease_grant_worker, "grants"),
+        Workload(
+            "watch-ack",
+            watch.watch_ack_worker,
+            "acknowledged writes",
+            check=watch.check_ack_deliveries,
+            uses_watchers=True,
+        ),
     )
 }
 
-ISSUE_WORKLOADS = [name for name in WORKLOADS if name != "echo"]
+ETCD_WORKLOADS = ["cas-hot-naive-etcd"]
+ISSUE_WORKLOADS = [
+    name for name in WORKLOADS if name not in ("echo", "lease-grant", "watch-ack", *ETCD_WORKLOADS)
+]
+EXTRA_WORKLOADS = ["lease-grant", "watch-ack"]  # issue 15's, on request (`--workloads`, `--scale`)
+SCALE_WORKLOADS = ["get", "put", "leases", "lease-grant"]
 POSTGRES_WORKLOADS = ["cas-hot", "cas-spread", "lock", "lock-handoff"]
 
-__all__ = ["ECHO", "ISSUE_WORKLOADS", "POSTGRES_WORKLOADS", "WORKLOADS", "Check", "Workload"]
+__all__ = [
+    "ECHO",
+    "ETCD_WORKLOADS",
+    "EXTRA_WORKLOADS",
+    "ISSUE_WORKLOADS",
+    "POSTGRES_WORKLOADS",
+    "SCALE_WORKLOADS",
+    "WORKLOADS",
+    "Check",
+    "Workload",
+]

@@ -1,5 +1,5 @@
-"""Resource workloads: `get`, `put` (10,000 keys, 100-byte values), `cas-hot` (1 key) and
-`cas-spread` (1,000 keys).
+"""Resource workloads: `get`, `put` (10,000 keys, or all the stored keys under `--scale`; 100-byte
+values), `cas-hot` (1 key) and `cas-spread` (1,000 keys).
 
 A CAS operation is one successful increment of a decimal counter, done as a client does it:
 `AsyncClient.update()` reads the key, CompareAndSets value + 1 expecting the version read, and on
@@ -27,7 +27,7 @@ _TRANSACT_BATCH = 128  # the server's limit of operations per Transact
 
 
 def kv_key(index: int) -> str:
-    return f"{KV_PREFIX}{index:05d}"
+    return f"{KV_PREFIX}{index:08d}"
 
 
 def cas_key(index: int) -> str:
@@ -50,16 +50,16 @@ def put_all(target: str, items: list[tuple[str, bytes]]) -> None:
             stub.Transact(resource_pb2.TransactRequest(operations=operations), timeout=60)
 
 
-def store_filler(target: str, count: int) -> None:
-    """Stores `count` extra keys with 100-byte values (4 Transact streams at a time), so a run
-    can measure with a large store."""
+def store_filler(target: str, count: int, value_bytes: int = 100) -> None:
+    """Stores the keys `kv_key(0)` .. `kv_key(count - 1)` with `value_bytes`-byte values (4
+    Transact streams at a time), so a run can measure with a large store; `get` and `put` address
+    the first `Sizes.keys` of them (all of them under `--scale`)."""
     chunk = 64 * _TRANSACT_BATCH
     starts = range(0, count, chunk)
 
     def fill(start: int) -> None:
         put_all(
-            target,
-            [(f"bench/fill/{i:08d}", value_of(100, i)) for i in range(start, min(count, start + chunk))],
+            target, [(kv_key(i), value_of(value_bytes, i)) for i in range(start, min(count, start + chunk))]
         )
 
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
@@ -87,7 +87,11 @@ def read_prefix(target: str, prefix: str) -> dict[str, bytes]:
 
 
 def seed_kv(targets: list[str], sizes: Sizes) -> None:
-    put_all(targets[0], [(kv_key(i), value_of(sizes.value_bytes, i)) for i in range(sizes.keys)])
+    """The `keys` keys of `get` and `put`, less those the filler already stored."""
+    put_all(
+        targets[0],
+        [(kv_key(i), value_of(sizes.value_bytes, i)) for i in range(sizes.stored_keys, sizes.keys)],
+    )
 
 
 async def get_worker(ctx: WorkerContext) -> None:

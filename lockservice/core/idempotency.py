@@ -2,20 +2,34 @@
 
 A request_id belongs to the caller's identity: answers are stored under `request_key`, the id
 within the identity's owner tag, so one identity can neither read nor pre-claim another's ids.
+
+Every mutation writes through `write_once` (or `run_once` inside a body of its own): the one
+place where an answer is looked up, compared and saved.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import fields
-from typing import Any, Protocol, TypeVar
+from dataclasses import dataclass, fields
+from typing import Any, Generic, Protocol, TypeVar
 
 from lockservice.core.ownership import owner_tag
 from lockservice.errors import RequestIdReused
-from lockservice.store.base import StoredAnswer, WriteTxn
+from lockservice.store.base import Store, StoredAnswer, WriteTxn
 
-__all__ = ["Request", "check_same_request", "fingerprint", "first_answer", "request_key", "run_once"]
+__all__ = [
+    "Answer",
+    "Once",
+    "Pending",
+    "Request",
+    "check_same_request",
+    "fingerprint",
+    "first_answer",
+    "request_key",
+    "run_once",
+    "write_once",
+]
 
 T = TypeVar("T")
 
@@ -72,26 +86,92 @@ class Request(Protocol):
     def owner(self) -> str | None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class Answer(Generic[T]):
+    """How a request's answer is kept for its retries: encoded into the store, decoded back."""
+
+    encode: Callable[[T], str]
+    decode: Callable[[str], T]
+
+
+class Pending:
+    """A write body's outcome that is not the request's answer yet (a lock wait that joined
+    the queue): the body commits, and nothing is remembered, as the answer comes later."""
+
+    __slots__ = ()
+
+
+P = TypeVar("P", bound=Pending)
+
+
+@dataclass(frozen=True, slots=True)
+class Once:
+    """One request as idempotency sees it: where its answer is kept (`key`, "" without a
+    request_id) and the fingerprint a retry must match."""
+
+    request_id: str
+    key: str
+    fingerprint: str
+
+    @classmethod
+    def of(cls, method: str, request: Request) -> Once:
+        return cls(
+            request_id=request.request_id,
+            key=request_key(request.request_id, request.owner),
+            fingerprint=fingerprint(method, request),
+        )
+
+    def check_same(self, stored_fingerprint: str) -> None:
+        """REQUEST_ID_REUSED unless what was stored under the request_id is this request."""
+        check_same_request(stored_fingerprint, self.fingerprint, self.request_id)
+
+    def first_answer(self, prior: StoredAnswer) -> str:
+        """The stored answer, if it answered this same request; REQUEST_ID_REUSED if not."""
+        return first_answer(prior, self.fingerprint, self.request_id)
+
+
 def run_once(
     txn: WriteTxn,
-    request: Request,
-    request_fingerprint: str,
-    run: Callable[[], T],
-    encode: Callable[[T], str],
-    decode: Callable[[str], T],
-) -> T:
+    once: Once,
+    run: Callable[[], T | P],
+    answer: Answer[T],
+    resume: Callable[[], P | None] | None = None,
+) -> T | P:
     """Runs `run` inside the write body, unless the request's id already has an answer.
 
+    `resume`, when given, is asked first (after the id is claimed): a request still under way
+    (a lock wait queued by an earlier attempt) carries on from there instead of starting again.
     Only successes are remembered: a failed body rolls back, its answer with it, so a retry of
-    a failed request is evaluated afresh against the current state.
+    a failed request is evaluated afresh against the current state; and a `Pending` outcome is
+    not an answer, so it is not remembered either.
     """
-    key = request_key(request.request_id, request.owner)
-    if not key:
+    if not once.key:
         return run()
-    txn.claim_request(key)
-    prior = txn.get_answer(key)
+    txn.claim_request(once.key)
+    if resume is not None:
+        resumed = resume()
+        if resumed is not None:
+            return resumed
+    prior = txn.get_answer(once.key)
     if prior is not None:
-        return decode(first_answer(prior, request_fingerprint, request.request_id))
+        return answer.decode(once.first_answer(prior))
     result = run()
-    txn.save_answer(key, request_fingerprint, encode(result))
+    if not isinstance(result, Pending):
+        txn.save_answer(once.key, once.fingerprint, answer.encode(result))
     return result
+
+
+async def write_once(
+    store: Store,
+    once: Once,
+    run: Callable[[WriteTxn], T | P],
+    answer: Answer[T],
+    resume: Callable[[WriteTxn], P | None] | None = None,
+) -> T | P:
+    """The idempotent write every mutation goes through: `run_once` in one store write."""
+
+    def body(txn: WriteTxn) -> T | P:
+        resumed = None if resume is None else (lambda: resume(txn))
+        return run_once(txn, once, lambda: run(txn), answer, resumed)
+
+    return await store.write(body)

@@ -19,11 +19,21 @@ import base64
 import binascii
 import hashlib
 import hmac
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from lockservice.core.limits import Limits
 from lockservice.errors import InvalidArgument, InvalidPageToken
 
-__all__ = ["MAX_PAGE_TOKEN_CHARS", "decode_page_token", "encode_page_token", "page_size"]
+__all__ = [
+    "MAX_PAGE_TOKEN_CHARS",
+    "decode_page_token",
+    "encode_page_token",
+    "page_size",
+    "rows_within_bytes",
+]
+
+T = TypeVar("T")
 
 _VERSION = b"\x01"
 _TAG_BYTES = 4
@@ -108,3 +118,14 @@ def page_size(requested: int, limits: Limits) -> int:
     if requested == 0:
         return limits.default_page_size
     return min(requested, limits.max_page_size)
+
+
+def rows_within_bytes(rows: Sequence[T], weigh: Callable[[T], int], max_bytes: int) -> int:
+    """How many leading `rows` a reply of `max_bytes` carries, by `weigh` (an upper bound of a
+    row's bytes on the wire): at least one, so a page always moves on."""
+    total = 0
+    for count, row in enumerate(rows):
+        total += weigh(row)
+        if count and total > max_bytes:
+            return count
+    return len(rows)

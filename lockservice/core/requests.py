@@ -17,6 +17,8 @@ __all__ = [
     "DeleteResource",
     "GetResource",
     "GrantLease",
+    "ListLeases",
+    "ListLocks",
     "ListResourceVersions",
     "ListResources",
     "RefreshLease",
@@ -147,6 +149,22 @@ class ReleaseLock:
     name: str
     token: int
     request_id: str = ""
+    owner: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ListLocks:
+    prefix: str = ""
+    page_size: int = 0
+    page_token: str = ""
+    include_queue: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ListLeases:
+    holder: str = ""
+    page_size: int = 0
+    page_token: str = ""
     owner: str | None = None
 
 

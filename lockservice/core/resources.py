@@ -1,122 +1,68 @@
-"""Versioned resources: create, read, optimistic update and delete, compare-and-set, transactions.
+"""Versioned resources: create, read, list, optimistic update and delete, compare-and-set; the
+entry points of ResourceService (transactions are `lockservice.core.transactions`).
 
-Every write is a body run atomically by the store (see `lockservice.store.base`). Each body
-that changes anything takes exactly one new store revision, shared by all keys it touches.
+Every write is a body run atomically by the store (see `lockservice.store.base`), through
+`lockservice.core.idempotency.write_once`. Each body that changes anything takes exactly one
+new store revision, shared by all keys it touches (`lockservice.core.versions`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
-from lockservice.codec import (
-    decode_delete_result,
-    decode_resource,
-    decode_transact_result,
-    encode_delete_result,
-    encode_resource,
-    encode_transact_result,
-)
+from lockservice.codec import decode_delete_result, decode_resource, encode_delete_result, encode_resource
 from lockservice.core import requests as rq
-from lockservice.core.fencing import check_fence, check_fence_shape
-from lockservice.core.idempotency import fingerprint, request_key, run_once
-from lockservice.core.leasing import require_live_lease
+from lockservice.core.idempotency import Answer, Once, write_once
 from lockservice.core.limits import Limits
+from lockservice.core.locks.fencing import check_fence
 from lockservice.core.memory import MemoryBudget
-from lockservice.core.ownership import check_lease_owner
 from lockservice.core.pagination import decode_page_token, encode_page_token, page_size
+from lockservice.core.transactions import transact
 from lockservice.core.validation import (
     check_content_type,
     check_etag,
     check_key,
-    check_lease_id,
     check_prefix,
     check_request_id,
     check_value,
 )
+from lockservice.core.versions import (
+    check_attachments,
+    expectation_holds,
+    key_conflict,
+    write_next_version,
+    write_version,
+)
 from lockservice.errors import (
     InvalidArgument,
+    LockserviceError,
     ResourceExists,
     ResourceNotFound,
-    TransactionConflict,
     ValueMismatch,
     VersionMismatch,
     VersionNotFound,
 )
 from lockservice.model import (
-    DEFAULT_CONTENT_TYPE,
-    Compare,
     ConflictState,
-    DeleteOperation,
     DeleteResult,
-    ExpectAbsent,
     Expectation,
     ExpectEtag,
-    ExpectPresent,
     ExpectValue,
     ExpectVersion,
     Fence,
-    OperationResult,
     Page,
-    PutOperation,
     Resource,
     TransactResult,
 )
-from lockservice.store.base import Store, WriteTxn
+from lockservice.store.base import DurableState, Store, WriteTxn
 
-__all__ = ["Resources", "expectation_holds"]
+__all__ = ["Resources"]
 
+T = TypeVar("T")
 
-def expectation_holds(current: Resource | None, expectation: Expectation) -> bool:
-    match expectation:
-        case ExpectVersion(version):
-            return current is not None and current.version == version
-        case ExpectEtag(etag):
-            return current is not None and current.etag == etag
-        case ExpectValue(value):
-            return current is not None and current.value == value
-        case ExpectAbsent():
-            return current is None
-        case ExpectPresent():
-            return current is not None
-
-
-def _conflict(key: str, current: Resource | None, revision: int, expected: str = "") -> ConflictState:
-    return ConflictState(key=key, current=current, expected=expected, revision=revision)
-
-
-def _write(txn: WriteTxn, key: str, value: bytes, content_type: str, lease_id: str) -> Resource:
-    """Puts a new version of `key`: version 1 if missing, else +1; returns the new state."""
-    if lease_id:
-        require_live_lease(txn, lease_id)
-    current = txn.get(key)
-    revision = txn.next_revision()
-    now = txn.now_us
-    if current is None:
-        resource = Resource(
-            key=key,
-            value=value,
-            content_type=content_type or DEFAULT_CONTENT_TYPE,
-            version=1,
-            create_revision=revision,
-            mod_revision=revision,
-            create_time_us=now,
-            update_time_us=now,
-            lease_id=lease_id,
-        )
-    else:
-        resource = Resource(
-            key=key,
-            value=value,
-            content_type=content_type or current.content_type,
-            version=current.version + 1,
-            create_revision=current.create_revision,
-            mod_revision=revision,
-            create_time_us=current.create_time_us,
-            update_time_us=max(now, current.update_time_us),
-            lease_id=lease_id or current.lease_id,
-        )
-    txn.put(resource)
-    return resource
+_RESOURCE = Answer(encode_resource, decode_resource)
+_DELETE_RESULT = Answer(encode_delete_result, decode_delete_result)
 
 
 def _update_expectation(expected_version: int | None, expected_etag: str) -> Expectation | None:
@@ -141,31 +87,51 @@ def _raise_version_mismatch(revision: int, key: str, current: Resource | None, e
     raise VersionMismatch(
         f"{key} is {found}, not at the expected {expected.describe()}",
         metadata={"key": key, **({"current_version": str(current.version)} if current else {})},
-        conflict=_conflict(key, current, revision, expected.describe()),
+        conflict=key_conflict(key, current, revision, expected.describe()),
     )
 
 
-def _current_as_expected(
-    txn: WriteTxn, key: str, allow_missing: bool, expectation: Expectation | None
-) -> Resource | None:
-    """The key's current state, if it exists (or may be missing) and meets the expectation."""
+# A write's check of the key's state before it writes: raises the write's refusal, given the
+# key's current state (None: absent) and the last committed store revision.
+StateCheck = Callable[[Resource | None, int], None]
+
+
+def _as_expected(key: str, allow_missing: bool, expectation: Expectation | None) -> StateCheck:
+    """The check of an update or delete: the key exists (or may be missing) and meets the
+    expectation."""
+
+    def check(current: Resource | None, revision: int) -> None:
+        if current is None and not allow_missing:
+            raise ResourceNotFound(f"{key} does not exist", metadata={"key": key})
+        if expectation is not None and not expectation_holds(current, expectation):
+            _raise_version_mismatch(revision, key, current, expectation)
+
+    return check
+
+
+def _cas_expected(key: str, expectation: Expectation) -> StateCheck:
+    """The check of a CompareAndSet: VERSION_MISMATCH for a version or etag, else VALUE_MISMATCH."""
+
+    def check(current: Resource | None, revision: int) -> None:
+        if expectation_holds(current, expectation):
+            return
+        if isinstance(expectation, ExpectVersion | ExpectEtag):
+            _raise_version_mismatch(revision, key, current, expectation)
+        found = "missing" if current is None else f"at version {current.version}"
+        raise ValueMismatch(
+            f"{key} is {found} and does not match the expected {expectation.describe()}",
+            metadata={"key": key, **({"current_version": str(current.version)} if current else {})},
+            conflict=key_conflict(key, current, revision, expectation.describe()),
+        )
+
+    return check
+
+
+def _checked(txn: WriteTxn, key: str, check: StateCheck) -> Resource | None:
+    """The key's current state in the body, once `check` passed it."""
     current = txn.get(key)
-    if current is None and not allow_missing:
-        raise ResourceNotFound(f"{key} does not exist", metadata={"key": key})
-    if expectation is not None and not expectation_holds(current, expectation):
-        _raise_version_mismatch(txn.current_revision(), key, current, expectation)
+    check(current, txn.current_revision())
     return current
-
-
-def _raise_cas_mismatch(revision: int, key: str, current: Resource | None, expectation: Expectation) -> None:
-    if isinstance(expectation, ExpectVersion | ExpectEtag):
-        _raise_version_mismatch(revision, key, current, expectation)
-    found = "missing" if current is None else f"at version {current.version}"
-    raise ValueMismatch(
-        f"{key} is {found} and does not match the expected {expectation.describe()}",
-        metadata={"key": key, **({"current_version": str(current.version)} if current else {})},
-        conflict=_conflict(key, current, revision, expectation.describe()),
-    )
 
 
 def _cut(rows: list[Resource], size: int, max_bytes: int) -> tuple[list[Resource], bool]:
@@ -183,6 +149,8 @@ class Resources:
 
     def __init__(self, store: Store, limits: Limits, memory: MemoryBudget | None = None) -> None:
         self._store = store
+        # Attempts of conditional writes under way, by request key (only those with one).
+        self._under_way: dict[str, int] = {}
         self._limits = limits
         self._memory = memory or MemoryBudget(limits.memory_budget_bytes, limits.max_value_bytes)
 
@@ -193,15 +161,6 @@ class Resources:
         check_value(value, self._limits)
         check_content_type(content_type)
         check_request_id(request_id, self._limits)
-
-    def _check_attachments(
-        self, fence: Fence | None = None, lease_id: str = "", owner: str | None = None
-    ) -> None:
-        """A fence of the right shape; a lease id of the right shape that the caller owns."""
-        check_fence_shape(fence, self._limits)
-        if lease_id:
-            check_lease_id(lease_id)
-            check_lease_owner(lease_id, owner)
 
     # -- reads ------------------------------------------------------------------------------
 
@@ -296,8 +255,7 @@ class Resources:
 
     async def create(self, req: rq.CreateResource) -> Resource:
         self._check_write(req.key, req.value, req.content_type, req.request_id)
-        self._check_attachments(lease_id=req.lease_id, owner=req.owner)
-        request_print = fingerprint("CreateResource", req)
+        check_attachments(self._limits, lease_id=req.lease_id, owner=req.owner)
 
         def run(txn: WriteTxn) -> Resource:
             current = txn.get(req.key)
@@ -305,55 +263,50 @@ class Resources:
                 raise ResourceExists(
                     f"{req.key} already exists at version {current.version}",
                     metadata={"key": req.key, "current_version": str(current.version)},
-                    conflict=_conflict(req.key, current, txn.current_revision(), "absent"),
+                    conflict=key_conflict(req.key, current, txn.current_revision(), "absent"),
                 )
-            return _write(txn, req.key, req.value, req.content_type, req.lease_id)
+            return write_version(txn, req.key, req.value, req.content_type, req.lease_id)
 
-        return await self._store.write(
-            lambda txn: run_once(txn, req, request_print, lambda: run(txn), encode_resource, decode_resource)
-        )
+        return await write_once(self._store, Once.of("CreateResource", req), run, _RESOURCE)
 
     async def update(self, req: rq.UpdateResource) -> Resource:
         self._check_write(req.key, req.value, req.content_type, req.request_id)
         expectation = _update_expectation(req.expected_version, req.expected_etag)
-        self._check_attachments(req.fence, req.lease_id, req.owner)
-        request_print = fingerprint("UpdateResource", req)
+        check_attachments(self._limits, req.fence, req.lease_id, req.owner)
+
+        check = _as_expected(req.key, req.allow_missing, expectation)
 
         def run(txn: WriteTxn) -> Resource:
             check_fence(txn, req.fence)
-            _current_as_expected(txn, req.key, req.allow_missing, expectation)
-            return _write(txn, req.key, req.value, req.content_type, req.lease_id)
+            current = _checked(txn, req.key, check)
+            return write_next_version(txn, current, req.key, req.value, req.content_type, req.lease_id)
 
-        return await self._store.write(
-            lambda txn: run_once(txn, req, request_print, lambda: run(txn), encode_resource, decode_resource)
-        )
+        once = Once.of("UpdateResource", req)
+        if expectation is None:
+            return await write_once(self._store, once, run, _RESOURCE)
+        return await self._write_unless_refuted(once, req.key, req.fence, check, run, _RESOURCE)
 
     async def delete(self, req: rq.DeleteResource) -> DeleteResult:
         check_key(req.key, self._limits)
         check_request_id(req.request_id, self._limits)
         expectation = _update_expectation(req.expected_version, req.expected_etag)
-        self._check_attachments(req.fence)
-        request_print = fingerprint("DeleteResource", req)
+        check_attachments(self._limits, req.fence)
+
+        check = _as_expected(req.key, req.allow_missing, expectation)
 
         def run(txn: WriteTxn) -> DeleteResult:
             check_fence(txn, req.fence)
-            current = _current_as_expected(txn, req.key, req.allow_missing, expectation)
+            current = _checked(txn, req.key, check)
             if current is None:
                 return DeleteResult(resource=None, revision=txn.current_revision())
             revision = txn.next_revision()
             txn.delete(req.key)
             return DeleteResult(resource=current, revision=revision)
 
-        return await self._store.write(
-            lambda txn: run_once(
-                txn,
-                req,
-                request_print,
-                lambda: run(txn),
-                encode_delete_result,
-                decode_delete_result,
-            )
-        )
+        once = Once.of("DeleteResource", req)
+        if expectation is None:
+            return await write_once(self._store, once, run, _DELETE_RESULT)
+        return await self._write_unless_refuted(once, req.key, req.fence, check, run, _DELETE_RESULT)
 
     async def compare_and_set(self, req: rq.CompareAndSet) -> Resource:
         self._check_write(req.key, req.value, req.content_type, req.request_id)
@@ -371,128 +324,72 @@ class Resources:
             check_etag(expectation.etag, field="expected_etag")
         if isinstance(expectation, ExpectValue):
             check_value(expectation.value, self._limits, field="expected_value")
-        self._check_attachments(req.fence, req.lease_id, req.owner)
-        request_print = fingerprint("CompareAndSet", req)
-
-        if req.fence is None:
-            await self._refuse_known_mismatch(req.key, expectation, request_key(req.request_id, req.owner))
+        check_attachments(self._limits, req.fence, req.lease_id, req.owner)
+        check = _cas_expected(req.key, expectation)
 
         def run(txn: WriteTxn) -> Resource:
             check_fence(txn, req.fence)
-            current = txn.get(req.key)
-            if not expectation_holds(current, expectation):
-                _raise_cas_mismatch(txn.current_revision(), req.key, current, expectation)
-            return _write(txn, req.key, req.value, req.content_type, req.lease_id)
+            current = _checked(txn, req.key, check)
+            return write_next_version(txn, current, req.key, req.value, req.content_type, req.lease_id)
 
-        return await self._store.write(
-            lambda txn: run_once(txn, req, request_print, lambda: run(txn), encode_resource, decode_resource)
-        )
+        once = Once.of("CompareAndSet", req)
+        return await self._write_unless_refuted(once, req.key, req.fence, check, run, _RESOURCE)
 
-    async def _refuse_known_mismatch(self, key: str, expectation: Expectation, answer_key: str) -> None:
-        """Answers a CompareAndSet whose expectation fails against the state the store holds in
-        memory, without queueing it for the writer: on a hot key most attempts are such losers,
-        and each one that skips the writer shortens the winner's commit. A request_id that was
-        already answered goes on to the writer, which returns that first answer."""
-        known, current = self._store.peek(key)
-        if not known or expectation_holds(current, expectation):
+    async def _write_unless_refuted(
+        self,
+        once: Once,
+        key: str,
+        fence: Fence | None,
+        check: StateCheck,
+        run: Callable[[WriteTxn], T],
+        answer: Answer[T],
+    ) -> T:
+        """`write_once(run)` of a conditional write, unless the key's latest durable state
+        already refutes it: then the refusal is raised without queueing the body for the writer,
+        when the store can say that state from memory (`Capabilities.durable_state`, which first
+        waits out a commit that decides the key). On a hot key most attempts are such losers:
+        each one that skips the writer shortens the winner's commit, and learns the state the
+        winner left. The refusal is the body's own `check` (`run` calls it on what it reads), on
+        the state the body would read next, so it is the writer's, field for field.
+
+        A write with a request_id is refused so only when no attempt of that request was
+        answered (a retry gets its first answer from the writer, as a REQUEST_ID_REUSED does)
+        and no earlier attempt of it is still under way in this process (it may yet succeed, and
+        the writer runs it first). A fenced write always goes to the writer: its fence is
+        checked first, against the lock's state."""
+        durable_state = self._store.capabilities.durable_state
+        if durable_state is None or fence is not None:
+            return await write_once(self._store, once, run, answer)
+        if not once.key:
+            await self._refuse_if_refuted(durable_state, key, check, "")
+            return await write_once(self._store, once, run, answer)
+        under_way = self._under_way
+        under_way[once.key] = under_way.get(once.key, 0) + 1
+        try:
+            await self._refuse_if_refuted(durable_state, key, check, once.key)
+            return await write_once(self._store, once, run, answer)
+        finally:
+            left = under_way.pop(once.key) - 1
+            if left:
+                under_way[once.key] = left
+
+    async def _refuse_if_refuted(
+        self,
+        durable_state: Callable[[str], Awaitable[DurableState | None]],
+        key: str,
+        check: StateCheck,
+        request_key: str,
+    ) -> None:
+        known = await durable_state(key)
+        if known is None:
             return
-        if answer_key and await self._store.answered(answer_key):
-            return
-        _raise_cas_mismatch(await self._store.current_revision(), key, current, expectation)
-
-    def _check_transaction(self, req: rq.Transact) -> None:
-        limit = self._limits.max_transaction_items
-        check_request_id(req.request_id, self._limits)
-        if not req.operations:
-            raise InvalidArgument(
-                "a transaction needs at least one operation", metadata={"field": "operations"}
-            )
-        for name, items in (("compares", req.compares), ("operations", req.operations)):
-            if len(items) > limit:
-                raise InvalidArgument(
-                    f"{name} has {len(items)} items; the limit is {limit}",
-                    metadata={"field": name, "limit": str(limit)},
-                )
-        for i, compare in enumerate(req.compares):
-            check_key(compare.key, self._limits, field=f"compares[{i}].key")
-            if isinstance(compare.expectation, ExpectValue):
-                check_value(compare.expectation.value, self._limits, field=f"compares[{i}].value")
-            if isinstance(compare.expectation, ExpectEtag):
-                check_etag(compare.expectation.etag, field=f"compares[{i}].etag")
-            if isinstance(compare.expectation, ExpectVersion) and compare.expectation.version < 1:
-                raise InvalidArgument(
-                    f"compares[{i}].version must be 1 or more", metadata={"field": f"compares[{i}].version"}
-                )
-        seen: set[str] = set()
-        for i, op in enumerate(req.operations):
-            check_key(op.key, self._limits, field=f"operations[{i}].key")
-            if op.key in seen:
-                raise InvalidArgument(
-                    f"operations[{i}] names {op.key} again; a key may appear once per transaction",
-                    metadata={"field": f"operations[{i}].key"},
-                )
-            seen.add(op.key)
-            if isinstance(op, PutOperation):
-                check_value(op.value, self._limits, field=f"operations[{i}].value")
-                check_content_type(op.content_type, field=f"operations[{i}].content_type")
-                self._check_attachments(lease_id=op.lease_id, owner=req.owner)
-        self._check_attachments(req.fence)
+        try:
+            check(*known)
+        except LockserviceError:
+            if request_key and (self._under_way[request_key] > 1 or await self._store.answered(request_key)):
+                return  # the writer answers it, after the attempt before it
+            raise
 
     async def transact(self, req: rq.Transact) -> TransactResult:
-        self._check_transaction(req)
-        request_print = fingerprint("Transact", req)
-
-        def run(txn: WriteTxn) -> TransactResult:
-            check_fence(txn, req.fence)
-            for i, compare in enumerate(req.compares):
-                _check_compare(txn, i, compare)
-            results: list[OperationResult] = []
-            for op in req.operations:
-                if isinstance(op, DeleteOperation):
-                    current = txn.get(op.key)
-                    if current is None:
-                        raise ResourceNotFound(
-                            f"{op.key} does not exist; the transaction deletes it",
-                            metadata={"key": op.key},
-                        )
-                    txn.next_revision()
-                    txn.delete(op.key)
-                    results.append(OperationResult(resource=current, deleted=True))
-                else:
-                    resource = _write(txn, op.key, op.value, op.content_type, op.lease_id)
-                    results.append(OperationResult(resource=resource, deleted=False))
-            return TransactResult(revision=txn.next_revision(), results=tuple(results))
-
-        return await self._store.write(
-            lambda txn: run_once(
-                txn,
-                req,
-                request_print,
-                lambda: run(txn),
-                encode_transact_result,
-                decode_transact_result,
-            )
-        )
-
-
-def _check_compare(txn: WriteTxn, index: int, compare: Compare) -> None:
-    current = txn.get(compare.key)
-    if expectation_holds(current, compare.expectation):
-        return
-    found = "missing" if current is None else f"at version {current.version}"
-    expected = compare.expectation.describe()
-    raise TransactionConflict(
-        f"compares[{index}] failed: {compare.key} is {found}, not {expected}",
-        metadata={
-            "key": compare.key,
-            "compare_index": str(index),
-            **({"current_version": str(current.version)} if current else {}),
-        },
-        conflict=ConflictState(
-            key=compare.key,
-            current=current,
-            expected=expected,
-            compare_index=index,
-            revision=txn.current_revision(),
-        ),
-    )
+        """Applies compares and operations atomically (`lockservice.core.transactions`)."""
+        return await transact(self._store, self._limits, req)

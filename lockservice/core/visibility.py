@@ -16,6 +16,10 @@ caller without the read right gets the delete without that state (as for a key t
 already missing) and the lock as its release left it (free, its own token, no queue); the
 answer of its own acquire keeps its own holding, without the count of others queued.
 
+A listing of locks (ListLocks) shows only the locks the caller may read; of a lock it may read
+but not take (no lock right), it shows neither the holder, its lease and token, nor who queues
+(only that the lock is held, since when, until when, and how many queue).
+
 Errors without a conflict carry no state and pass unchanged, as does everything when no policy
 is set (authentication off, or no `--auth-policy`: every caller may read every key).
 """
@@ -26,8 +30,16 @@ from dataclasses import replace
 
 from lockservice import errors
 from lockservice.core.access import AccessPolicy, Right
-from lockservice.core.handoff import new_lock_state
-from lockservice.model import ConflictState, DeleteResult, LockView, OperationResult, TransactResult
+from lockservice.core.locks.views import new_lock_state
+from lockservice.model import (
+    ConflictState,
+    DeleteResult,
+    LockListing,
+    LockView,
+    LockWaiter,
+    OperationResult,
+    TransactResult,
+)
 
 __all__ = ["EVERYTHING", "Visibility"]
 
@@ -58,6 +70,24 @@ class Visibility:
 
     def may_read(self, key: str) -> bool:
         return self._policy is None or self._policy.allows(self._identity, Right.READ, key)
+
+    def may_lock(self, key: str) -> bool:
+        return self._policy is None or self._policy.allows(self._identity, Right.LOCK, key)
+
+    def listed(self, listing: LockListing) -> LockListing | None:
+        """A lock as ListLocks shows it: None (left out) without the read right; without the
+        lock right, with its holder, lease, token and queued holders withheld."""
+        name = listing.view.state.name
+        if not self.may_read(name):
+            return None
+        if self.may_lock(name):
+            return listing
+        state = replace(listing.view.state, holder="", lease_id="", token=0, grant_id="")
+        return LockListing(
+            view=replace(listing.view, state=state),
+            queue=tuple(_anonymous(waiter) for waiter in listing.queue),
+            detail_withheld=True,
+        )
 
     def error(self, error: errors.LockserviceError) -> errors.LockserviceError:
         """`error` as this caller may see it: itself, or a copy with the conflict's state withheld."""
@@ -102,6 +132,20 @@ class Visibility:
 
 
 EVERYTHING = Visibility()
+
+
+def _anonymous(waiter: LockWaiter) -> LockWaiter:
+    """A queued caller with only its place and deadline: no holder, lease or request."""
+    return LockWaiter(
+        waiter_id="",
+        name=waiter.name,
+        seq=waiter.seq,
+        holder="",
+        lease_id="",
+        ttl_seconds=0,
+        lock_delay_us=0,
+        deadline_us=waiter.deadline_us,
+    )
 
 
 def _withheld(error: errors.LockserviceError, conflict: ConflictState) -> errors.LockserviceError:

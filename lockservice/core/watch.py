@@ -8,7 +8,10 @@ without bound; it can resume from the last revision it saw. A replay reads pages
 each holding room in the memory budget until it is sent (`lockservice.core.memory`).
 
 Commits reach watchers through an index: watchers of one key by that key, so a commit costs
-the watchers it concerns plus the prefix watchers, not every open watch.
+the watchers it concerns plus the prefix watchers, not every open watch. Deliveries go out in
+slices, one slice a turn of the event loop, from one queue: waking 10,000 watchers at once
+would hold every other call back for over a second (each wake-up costs a gRPC send), while the
+single queue keeps each watcher's batches in revision order.
 """
 
 from __future__ import annotations
@@ -28,6 +31,9 @@ from lockservice.store.base import Notice, Store
 __all__ = ["Watches"]
 
 _REPLAY_PAGE = 512
+# Watchers woken per turn of the event loop: about 15 ms of gRPC sends, so a call that arrives
+# during a large fan-out waits for one slice, not for all of it.
+_FAN_OUT_SLICE = 128
 
 
 def _batch_bytes(batch: WatchBatch) -> int:
@@ -64,6 +70,11 @@ class _Watcher:
             metadata={"limit": str(limit)},
         )
         self.release()
+
+    @property
+    def backlog(self) -> int:
+        """Responses queued for this watcher that its consumer has not read yet."""
+        return len(self._pending)
 
     def release(self) -> None:
         """Gives back the memory its queue holds (the watch ended)."""
@@ -131,12 +142,21 @@ class Watches:
         self._watchers: set[_Watcher] = set()
         self._by_key: dict[str, set[_Watcher]] = {}
         self._prefixed: set[_Watcher] = set()
+        self._deliveries: collections.deque[tuple[_Watcher, list[ChangeEvent]]] = collections.deque()
+        self._delivering = False
         self._closed = False
+        # Watchers ended for falling behind (metrics: a consumer too slow for its watch).
+        self.cut_off = 0
         store.subscribe(self._on_notices)
 
     @property
     def active(self) -> int:
         return len(self._watchers)
+
+    @property
+    def longest_backlog(self) -> int:
+        """The most responses any open watcher has yet to read: how far the slowest one lags."""
+        return max((watcher.backlog for watcher in self._watchers), default=0)
 
     def close(self) -> None:
         """Ends every watch with SHUTTING_DOWN, so a drain need not wait for streams that never end."""
@@ -152,6 +172,8 @@ class Watches:
             self._by_key.setdefault(watcher.key, set()).add(watcher)
 
     def _discard(self, watcher: _Watcher) -> None:
+        if watcher.overflowed is not None:
+            self.cut_off += 1
         self._watchers.discard(watcher)
         if watcher.prefix:
             self._prefixed.discard(watcher)
@@ -176,8 +198,34 @@ class Watches:
             for watcher in self._prefixed:
                 if key.startswith(watcher.key):
                     routed.setdefault(watcher, []).append(notice)
-        for watcher, events in routed.items():
-            watcher.offer(events)
+        self._deliveries.extend(routed.items())
+        if not self._delivering:
+            self._delivering = True
+            self._deliver_slice()
+
+    def _deliver_slice(self) -> None:
+        for _ in range(min(_FAN_OUT_SLICE, len(self._deliveries))):
+            watcher, events = self._deliveries.popleft()
+            if watcher in self._watchers:
+                watcher.offer(events)
+        if self._deliveries:
+            asyncio.get_running_loop().call_soon(self._deliver_slice)
+        else:
+            self._delivering = False
+
+    async def _check_not_overtaken(self, sent: int) -> None:
+        """After a replay page is read: if the store has compacted past `sent` by now, events
+        after `sent` may have been pruned before the read (pruning runs on its own schedule, on
+        PostgreSQL in any replica), and the page may start past a gap. The compacted revision
+        only grows and moves in the transaction that prunes, so reading it after the page is
+        what makes the check sound; a prune just after the read is refused too (rarely)."""
+        compacted = await self._store.compacted_revision()
+        if compacted > sent:
+            raise RevisionCompacted(
+                f"revision {sent + 1} was compacted while this watch replayed it; "
+                f"the oldest retained revision is {compacted + 1}",
+                metadata={"oldest_revision": str(compacted + 1), "start_revision": str(sent + 1)},
+            )
 
     async def watch(self, req: rq.Watch) -> AsyncIterator[WatchBatch]:
         """First an empty batch at the current revision (the watch is established), then the
@@ -214,6 +262,7 @@ class Watches:
                         events = await self._store.events_after(
                             sent, req.key, req.prefix, _REPLAY_PAGE, max_bytes
                         )
+                        await self._check_not_overtaken(sent)
                         for batch in _batches(events):
                             self._memory.check_whole_reply([event.resource for event in batch.events])
                             yield batch

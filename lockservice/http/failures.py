@@ -9,22 +9,21 @@ for clients, and the problem body gives a generic detail instead.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 import grpc
-from google.protobuf.message import DecodeError
-from google.rpc import error_details_pb2, status_pb2
+from lockservice_client import LockserviceError as ClientError
 
+from lockservice.rpc.status import decode_status
 from lockservice.v1 import errors_pb2
 
 __all__ = [
     "ADAPTER_DOMAIN_REASONS",
-    "DOMAIN",
     "Failure",
     "RequestRejected",
     "body_too_large",
+    "failure_from_client_error",
     "failure_from_rpc_error",
     "invalid_argument",
     "method_not_allowed",
@@ -32,9 +31,6 @@ __all__ = [
     "route_not_found",
     "unsupported_media_type",
 ]
-
-DOMAIN = "lockservice"
-_DETAILS_TRAILER = "grpc-status-details-bin"
 
 # Reasons only the HTTP adapter gives: failures HTTP has a status for and gRPC has not.
 PRECONDITION_REQUIRED = "PRECONDITION_REQUIRED"
@@ -75,45 +71,33 @@ class RequestRejected(Exception):
         self.failure = failure
 
 
-def _rich_status(trailers: Iterable[tuple[str, Any]]) -> status_pb2.Status | None:
-    for key, value in trailers:
-        if key == _DETAILS_TRAILER and isinstance(value, bytes):
-            status = status_pb2.Status()
-            try:
-                status.ParseFromString(value)
-            except DecodeError:
-                return None
-            return status
-    return None
-
-
-def _code_details_trailers(error: grpc.RpcError) -> tuple[grpc.StatusCode, str, Iterable[tuple[str, Any]]]:
-    if isinstance(error, grpc.aio.AioRpcError):
-        return error.code(), error.details() or "", tuple(error.trailing_metadata() or ())
-    if isinstance(error, grpc.Call):  # a synchronous stub's error is also its Call
-        return error.code(), error.details() or "", tuple(error.trailing_metadata() or ())
-    return grpc.StatusCode.UNKNOWN, "", ()
-
-
 def failure_from_rpc_error(error: grpc.RpcError) -> Failure:
-    """Decodes code, ErrorInfo and ConflictDetail from a failed call (sync or grpc.aio)."""
-    code, details, trailers = _code_details_trailers(error)
-    status = _rich_status(trailers)
-    info = error_details_pb2.ErrorInfo()
-    conflict: errors_pb2.ConflictDetail | None = None
-    for detail in status.details if status is not None else ():
-        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-            detail.Unpack(info)
-        elif detail.Is(errors_pb2.ConflictDetail.DESCRIPTOR):
-            conflict = errors_pb2.ConflictDetail()
-            detail.Unpack(conflict)
-    ours = info.domain == DOMAIN
+    """Decodes code, ErrorInfo and ConflictDetail from a failed call (sync or grpc.aio),
+    with `lockservice.rpc.status.decode_status`; a failure not made by lockservice is untrusted."""
+    status = decode_status(error)
+    ours = status.ours
     return Failure(
-        code=code,
-        reason=info.reason if ours else "",
-        message=(status.message if status is not None else details) if ours else "",
-        metadata=dict(info.metadata) if ours else {},
-        conflict=conflict if ours else None,
+        code=status.code,
+        reason=status.reason if ours else "",
+        message=status.message if ours else "",
+        metadata=status.metadata if ours else {},
+        conflict=status.conflict if ours else None,
+        trusted=ours,
+    )
+
+
+def failure_from_client_error(error: ClientError) -> Failure:
+    """Decodes an error raised by the Python client (`lockservice_client`), which raises it
+    `from` the failed call: that call's status is decoded whole (conflict included). An error
+    made without one keeps its code, reason, message and metadata, trusted if it has a reason."""
+    if isinstance(error.__cause__, grpc.RpcError):
+        return failure_from_rpc_error(error.__cause__)
+    ours = bool(error.reason)
+    return Failure(
+        code=error.code,
+        reason=error.reason,
+        message=error.message if ours else "",
+        metadata=dict(error.metadata) if ours else {},
         trusted=ours,
     )
 

@@ -6,7 +6,8 @@
 
 Every flag has a variable twin; a flag beats its variable, which beats the default.
 SIGTERM or SIGINT stops it gracefully (exit 0); a bad flag exits 2 (one line per problem), a
-port it cannot bind or a TLS file it cannot load 1.
+port it cannot bind or a TLS file it cannot load 1. Every request is logged (one line, no body)
+and measured; `/metrics` on its port serves the measures (`lockservice.http.access`).
 
 The gateway dials the server with its own credentials (`--target-cert`), never its callers'
 certificates: a remote server cannot tell a gateway's word about who a caller is from anyone
@@ -27,12 +28,13 @@ from collections.abc import Sequence
 import grpc
 import structlog
 
-from lockservice.config import readable_file
+from lockservice.http.access import AccessLog
 from lockservice.http.app import create_app
 from lockservice.http.options import HttpOptions
 from lockservice.http.problems import ProblemOptions
 from lockservice.http.serve import HttpLimits, HttpTls, parse_listen, run_http
 from lockservice.logs import LOG_LEVELS, configure_logging
+from lockservice.settings import readable_file
 
 __all__ = ["add_http_arguments", "build_gateway_parser", "http_options", "main_gateway"]
 
@@ -72,14 +74,15 @@ def add_http_arguments(parser: argparse.ArgumentParser) -> None:
         "--http-strict-preconditions",
         action="store_true",
         default=_env_flag("LOCKSERVICE_HTTP_STRICT_PRECONDITIONS"),
-        help="answer 412 (RFC 9110) instead of 409 to a failed If-Match / If-None-Match "
+        help="answer 412 (RFC 9110) instead of 409 to a failed If-Match / If-Unmodified-Since / "
+        "If-None-Match "
         "[LOCKSERVICE_HTTP_STRICT_PRECONDITIONS]",
     )
     parser.add_argument(
         "--http-require-preconditions",
         action="store_true",
         default=_env_flag("LOCKSERVICE_HTTP_REQUIRE_PRECONDITIONS"),
-        help="answer 428 to a PUT or DELETE without If-Match / If-None-Match "
+        help="answer 428 to a PUT or DELETE without If-Match / If-None-Match / If-Unmodified-Since "
         "[LOCKSERVICE_HTTP_REQUIRE_PRECONDITIONS]",
     )
     parser.add_argument(
@@ -263,7 +266,7 @@ async def _serve(args: argparse.Namespace) -> int:
     tls = HttpTls(args.tls_cert, args.tls_key, args.tls_client_ca) if args.tls_cert else None
     try:
         server = await run_http(
-            create_app(channel=channel, options=options),
+            AccessLog(create_app(channel=channel, options=options)),
             args.listen,
             grace=args.grace_period,
             tls=tls,

@@ -6,10 +6,10 @@ gRPC port, and the connection's identity is taken by the same rule as gRPC's: th
 name, else the first subject alternative name (DNS, URI, email or IP address).
 
 Only the adapter that `lockservice serve --http-listen` runs in its own process passes that
-identity on, as `lockservice-client-identity` metadata, with the per-process secret the server
-gave it, over the server's private unix socket; the server honours the pair on that socket only
-(`lockservice.rpc.auth`). A standalone gateway never passes it: a remote server cannot tell a
-gateway's claim from anyone else's.
+identity on, as `lockservice-client-identity` metadata (`lockservice.adapter_metadata`), with
+the per-process secret the server gave it, over the server's private unix socket; the server
+honours the pair on that socket only (`lockservice.rpc.auth`). A standalone gateway never passes
+it: a remote server cannot tell a gateway's claim from anyone else's.
 """
 
 from __future__ import annotations
@@ -18,11 +18,8 @@ import ipaddress
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["ADAPTER_SECRET_METADATA", "CLIENT_IDENTITY_METADATA", "SCOPE_KEY", "certificate_identity"]
+__all__ = ["SCOPE_KEY", "certificate_identity"]
 
-# The metadata of a call the in-process adapter makes for a caller with a client certificate.
-CLIENT_IDENTITY_METADATA = "lockservice-client-identity"
-ADAPTER_SECRET_METADATA = "lockservice-adapter-secret"
 # The ASGI scope key holding the connection's verified certificate identity (absent without one).
 SCOPE_KEY = "lockservice.client_certificate_identity"
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from lockservice.core.limits import Limits
-from lockservice.http.json_views import Json, JsonObject
 from lockservice.http.openapi_schemas import INT64, components, ref
+from lockservice.json_views import Json, JsonObject
 
 __all__ = ["openapi_document"]
 
@@ -78,6 +78,7 @@ def _param(name: str) -> JsonObject:
 
 
 _WRITE_HEADERS = [_param("IdempotencyKey"), _param("FenceLock"), _param("FenceToken")]
+_WRITE_CONDITIONS = [_param("IfMatch"), _param("IfUnmodifiedSince"), _param("IfNoneMatchWrite")]
 
 _RESOURCE_PATHS: JsonObject = {
     "/v1/resources": {
@@ -107,7 +108,8 @@ _RESOURCE_PATHS: JsonObject = {
                     "content": {"*/*": {}},
                 },
                 "304": {
-                    "description": "If-None-Match names the current etag.",
+                    "description": "Not Modified: If-None-Match names the current etag, or (without "
+                    "If-None-Match) Last-Modified is not later than If-Modified-Since. No body.",
                     "headers": _resource_headers(),
                 },
             },
@@ -120,8 +122,10 @@ _RESOURCE_PATHS: JsonObject = {
                     "description": "A retained past version (0: the latest).",
                     "schema": _NON_NEGATIVE64,
                 },
-                _param("IfMatchRead"),
+                _param("IfMatch"),
+                _param("IfUnmodifiedSince"),
                 _param("IfNoneMatchRead"),
+                _param("IfModifiedSince"),
             ],
         ),
         "put": _operation(
@@ -136,19 +140,14 @@ _RESOURCE_PATHS: JsonObject = {
             description=(
                 "`If-None-Match: *` creates (409 RESOURCE_EXISTS if the key exists); "
                 '`If-Match: "etag"` updates only that version (409 VERSION_MISMATCH with the current '
-                "ETag otherwise); `If-Match: *` updates an existing key; neither upserts, unless the "
-                "server requires preconditions (428). The request's Content-Type is stored with the value. "
-                "If-Match and If-None-Match together, or a fence with If-None-Match, are 400."
+                "ETag otherwise); `If-Match: *` updates an existing key; no condition upserts, unless "
+                "the server requires preconditions (428). Conditions are evaluated in the order of "
+                "RFC 9110 section 13.2.2; a failed one is 412 in strict mode. The request's "
+                "Content-Type is stored with the value. A fence with a create is 400."
             ),
             parameters=[
                 _param("Key"),
-                _param("IfMatch"),
-                {
-                    "name": "If-None-Match",
-                    "in": "header",
-                    "description": "`*`: create only.",
-                    "schema": {"type": "string", "enum": ["*"]},
-                },
+                *_WRITE_CONDITIONS,
                 _param("LeaseIdHeader"),
                 *_WRITE_HEADERS,
             ],
@@ -163,7 +162,7 @@ _RESOURCE_PATHS: JsonObject = {
             "resources",
             {"200": _json(ref("DeleteResult"), "The last state of the deleted resource.")},
             errors=("400", "404", "409", "412", "428"),
-            parameters=[_param("Key"), _param("IfMatch"), *_WRITE_HEADERS],
+            parameters=[_param("Key"), *_WRITE_CONDITIONS, *_WRITE_HEADERS],
         ),
     },
     "/v1/resources/{key}/versions": {
@@ -235,6 +234,29 @@ _RESOURCE_PATHS: JsonObject = {
 }
 
 _LOCK_PATHS: JsonObject = {
+    "/v1/locks": {
+        "get": _operation(
+            "listLocks",
+            "List the locks under a prefix the caller may read: holder, token, expiry, waiters",
+            "locks",
+            {
+                "200": _json(
+                    ref("LockList"), "One page of locks (possibly short, even empty, with a next token)."
+                )
+            },
+            parameters=[
+                _param("Prefix"),
+                _param("PageSize"),
+                _param("PageToken"),
+                {
+                    "name": "include_queue",
+                    "in": "query",
+                    "description": "Also list each lock's queued callers (true or false).",
+                    "schema": {"type": "boolean"},
+                },
+            ],
+        )
+    },
     "/v1/locks/{name}:acquire": {
         "post": _operation(
             "acquireLock",
@@ -271,6 +293,17 @@ _LOCK_PATHS: JsonObject = {
 
 _LEASE_PATHS: JsonObject = {
     "/v1/leases": {
+        "get": _operation(
+            "listLeases",
+            "List the caller's live leases in id order, each with what it holds",
+            "leases",
+            {"200": _json(ref("LeaseList"), "One page of leases.")},
+            parameters=[
+                _param("Holder"),
+                _param("PageSize"),
+                _param("PageToken"),
+            ],
+        ),
         "post": _operation(
             "grantLease",
             "Grant a lease of ttl_seconds",
@@ -278,7 +311,7 @@ _LEASE_PATHS: JsonObject = {
             {"201": _json(ref("Lease"), "Granted.", {"Location": ref("Location", "headers")})},
             errors=("400", "415", "429"),
             body=_json_body("GrantLeaseRequest"),
-        )
+        ),
     },
     "/v1/leases/{lease_id}": {
         "get": _operation(
@@ -356,7 +389,8 @@ _INFO: JsonObject = {
         "Versioned resources, compare-and-set, transactions, leases and fenced locks over HTTP, "
         "in front of the lockservice gRPC API. Every error is an RFC 9457 application/problem+json "
         "body whose `type` names the reason; every conflict is 409 with the current state in "
-        "`conflict` and its etag in `ETag` (412 for a failed If-Match in strict RFC 9110 mode)."
+        "`conflict` and its etag in `ETag` (412 for a failed If-Match, If-Unmodified-Since or "
+        "If-None-Match in strict RFC 9110 mode)."
     ),
 }
 

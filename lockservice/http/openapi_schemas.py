@@ -1,10 +1,10 @@
-"""OpenAPI 3.1 components: the JSON shapes of `json_views.py` and `json_requests.py`, the
-problem+json body of `problems.py`, and the shared headers and parameters.
+"""OpenAPI 3.1 components: the JSON shapes of `lockservice/json_views.py` and
+`json_requests.py`, the problem+json body of `problems.py`, and the shared headers and parameters.
 
 Every constraint the service enforces that JSON Schema can say is here, with the server's own
 limits (`components(limits)`): the key syntax, lease ids, request ids, TTL and wait ranges, one
 member of each oneof. What it cannot say (a page token's validity, one key per transaction
-operation, If-Match and If-None-Match together) is in the descriptions.
+operation, the order conditional headers are evaluated in) is in the descriptions.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import grpc
 
 from lockservice.core.limits import Limits
-from lockservice.http.json_views import Json, JsonObject
+from lockservice.json_views import Json, JsonObject
 from lockservice.model import MAX_ETAG_CHARS
 
 __all__ = ["INT32", "INT64", "KEY", "components", "key_schema", "ref"]
@@ -164,6 +164,15 @@ _LOCK: JsonObject = {
     "lock_delay_seconds": {"type": ["number", "null"]},
     "available_time": _TIME,
 }
+# A lock as ListLocks lists it: holder, lease and token empty when `detail_withheld`.
+_LISTED_LOCK: JsonObject = {
+    **_LOCK,
+    "detail_withheld": _BOOL,
+    "queue": {
+        "type": "array",
+        "items": _object({"holder": _STRING, "deadline": _TIME}, ["holder", "deadline"]),
+    },
+}
 _LEASE: JsonObject = {
     "lease_id": _STRING,
     "holder": _STRING,
@@ -241,6 +250,18 @@ _RESPONSE_SCHEMAS: JsonObject = {
     "Lock": _object(_LOCK, _all(_LOCK)),
     "ReleaseResult": _object({"lock": ref("Lock")}, ["lock"]),
     "Lease": _object(_LEASE, _all(_LEASE)),
+    "LockList": _object(
+        {
+            "locks": {"type": "array", "items": ref("ListedLock")},
+            "next_page_token": _STRING,
+        },
+        ["locks", "next_page_token"],
+    ),
+    "ListedLock": _object(_LISTED_LOCK, _all(_LISTED_LOCK)),
+    "LeaseList": _object(
+        {"leases": {"type": "array", "items": ref("Lease")}, "next_page_token": _STRING},
+        ["leases", "next_page_token"],
+    ),
     "RevokeResult": _object(
         {"revision": INT64, "released_locks": _STRINGS, "deleted_keys": _STRINGS},
         ["revision", "released_locks", "deleted_keys"],
@@ -411,7 +432,8 @@ _HEADERS: JsonObject = {
         "schema": {"type": "string", "pattern": f"^{_ETAG}$"},
     },
     "Last-Modified": {
-        "description": "When the resource was last written (HTTP-date).",
+        "description": "When the resource was last written (HTTP-date), to the second and never "
+        "later than the response's Date.",
         "required": True,
         "schema": _STRING,
     },
@@ -435,6 +457,7 @@ _HEADERS: JsonObject = {
 
 def _parameters(fields: _Fields) -> JsonObject:
     tags = f"(?:W/)?{_ETAG}"
+    tag_list = f"^(?:\\*|{tags}(?: *, *{tags})*)$"
     return {
         "Key": {
             "name": "key",
@@ -450,26 +473,52 @@ def _parameters(fields: _Fields) -> JsonObject:
         "IfMatch": {
             "name": "If-Match",
             "in": "header",
-            "description": "`*` or one strong entity tag: write only if it is current (409; 412 if strict).",
-            "schema": {"type": "string", "pattern": f"^(?:\\*|{_ETAG})$"},
-        },
-        "IfMatchRead": {
-            "name": "If-Match",
-            "in": "header",
-            "description": "`*` or entity tags: answer only if one is current (409; 412 in strict mode).",
-            "schema": {"type": "string", "pattern": f"^(?:\\*|{tags}(?: *, *{tags})*)$"},
+            "description": "`*` or a list of entity tags, compared strongly (a weak tag never "
+            "matches): proceed only if one is current, else 409 VERSION_MISMATCH (412 in strict mode). "
+            "A write with one strong tag is compared atomically by the service; any other list is "
+            "evaluated on the state read, and the write expects exactly that state.",
+            "schema": {"type": "string", "pattern": tag_list},
         },
         "IfNoneMatchRead": {
             "name": "If-None-Match",
             "in": "header",
-            "description": "`*` or entity tags: 304 if one is current.",
-            "schema": {"type": "string", "pattern": f"^(?:\\*|{tags}(?: *, *{tags})*)$"},
+            "description": "`*` or a list of entity tags, compared weakly: 304 if one is current.",
+            "schema": {"type": "string", "pattern": tag_list},
+        },
+        "IfNoneMatchWrite": {
+            "name": "If-None-Match",
+            "in": "header",
+            "description": "`*` (create only) or a list of entity tags, compared weakly: if the key "
+            "exists and one names its etag, 409 RESOURCE_EXISTS (412 in strict mode).",
+            "schema": {"type": "string", "pattern": tag_list},
+        },
+        "IfUnmodifiedSince": {
+            "name": "If-Unmodified-Since",
+            "in": "header",
+            "description": "An HTTP-date, ignored with If-Match or when invalid: proceed only if "
+            "Last-Modified is not later, else 409 VERSION_MISMATCH (412 in strict mode).",
+            "schema": _STRING,
+        },
+        "IfModifiedSince": {
+            "name": "If-Modified-Since",
+            "in": "header",
+            "description": "An HTTP-date, ignored with If-None-Match, when invalid or later than the "
+            "server's clock: 304 if Last-Modified is not later.",
+            "schema": _STRING,
         },
         "IdempotencyKey": {
             "name": "Idempotency-Key",
             "in": "header",
-            "description": "The request_id (AIP-155): a retry with the same key returns the first answer.",
+            "description": "The request_id (AIP-155): a retry with the same key returns the first answer. "
+            "Only beside a condition the service compares itself (no condition, one strong If-Match "
+            "tag, If-Match: *, If-None-Match: *); beside any other, 400.",
             "schema": {**fields.request_id, "minLength": 1},
+        },
+        "Holder": {
+            "name": "holder",
+            "in": "query",
+            "description": "Only leases granted to this holder.",
+            "schema": fields.holder,
         },
         "LeaseIdHeader": {
             "name": "Lockservice-Lease-Id",

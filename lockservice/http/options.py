@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from lockservice.core.limits import Limits
@@ -33,6 +35,8 @@ class HttpOptions:
       process, over its private socket: the identity of an HTTPS caller's verified client
       certificate is passed on with this secret, which only that server knows and trusts
       (`lockservice.http.identity`). Empty: never passed on.
+    - `clock`: the adapter's wall clock (seconds since the epoch); `Last-Modified` is never
+      later than it, nor than the `Date` a server stamps from it (`dates.DateHeader`).
     - `limits`: the server's limits, stated in the OpenAPI document (key length, TTL and wait
       ranges, ...); `lockservice serve --http-listen` passes its own.
     """
@@ -47,3 +51,4 @@ class HttpOptions:
     require_authorization: bool = False
     client_identity_secret: str = field(default="", repr=False)
     limits: Limits = field(default_factory=Limits)
+    clock: Callable[[], float] = field(default=time.time, repr=False)

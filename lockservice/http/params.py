@@ -17,9 +17,10 @@ from typing import TypedDict
 import grpc
 from starlette.requests import Request
 
+from lockservice.adapter_metadata import ADAPTER_SECRET_METADATA, CLIENT_IDENTITY_METADATA
 from lockservice.http.bodies import JsonFields
 from lockservice.http.failures import Failure, RequestRejected, invalid_argument
-from lockservice.http.identity import ADAPTER_SECRET_METADATA, CLIENT_IDENTITY_METADATA, SCOPE_KEY
+from lockservice.http.identity import SCOPE_KEY
 from lockservice.http.options import HttpOptions
 from lockservice.v1 import lock_pb2, resource_pb2
 

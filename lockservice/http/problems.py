@@ -4,8 +4,8 @@ One table maps every gRPC code to an HTTP status (the grpc-gateway table DESIGN 
 ABORTED and ALREADY_EXISTS); a second gives the statuses HTTP has and gRPC has not (405, 413, 415,
 428) to the reasons only the adapter gives. Two options change the answer to a precondition:
 
-- strict RFC 9110 mode: a conflict caused by a failed `If-Match` / `If-None-Match` is
-  412 Precondition Failed instead of 409 (the Kubernetes-style default);
+- strict RFC 9110 mode: a conflict caused by a failed `If-Match` / `If-Unmodified-Since` /
+  `If-None-Match` is 412 Precondition Failed instead of 409 (the Kubernetes-style default);
 - require-preconditions mode (`HttpOptions.require_preconditions`) refuses unconditional writes
   with PRECONDITION_REQUIRED, which this table answers with 428.
 
@@ -28,12 +28,18 @@ from http import HTTPStatus
 from types import MappingProxyType
 
 import grpc
+from lockservice_client import LockserviceError as ClientError
 from starlette.requests import Request
 from starlette.responses import Response
 
 from lockservice.http import failures
-from lockservice.http.failures import Failure, RequestRejected, failure_from_rpc_error
-from lockservice.http.json_views import JsonObject, conflict_json
+from lockservice.http.failures import (
+    Failure,
+    RequestRejected,
+    failure_from_client_error,
+    failure_from_rpc_error,
+)
+from lockservice.json_views import JsonObject, conflict_json
 
 __all__ = [
     "DEFAULT_TYPE_BASE_URI",
@@ -121,12 +127,16 @@ TITLE_BY_REASON: Mapping[str, str] = MappingProxyType(
 )
 
 # Strict mode: which reasons mean "the precondition in this header evaluated false" (RFC 9110
-# section 13.1: If-Match fails on another etag or on no current representation; If-None-Match: *
-# fails on any current representation).
+# section 13.1: If-Match fails on another etag or on no current representation; If-None-Match
+# fails on a current representation it names; If-Unmodified-Since on a later one). A write the
+# adapter pinned to the state it read (`preconditions.ReadFirst`) fails VERSION_MISMATCH or
+# RESOURCE_EXISTS when that state changed before the write: its condition no longer holds.
+# A missing key is a 404 for If-Unmodified-Since and If-None-Match (section 13.2.1).
 _PRECONDITION_FAILURES: Mapping[str, frozenset[str]] = MappingProxyType(
     {
         "if-match": frozenset({"VERSION_MISMATCH", "RESOURCE_NOT_FOUND"}),
-        "if-none-match": frozenset({"RESOURCE_EXISTS"}),
+        "if-unmodified-since": frozenset({"VERSION_MISMATCH", "RESOURCE_EXISTS"}),
+        "if-none-match": frozenset({"VERSION_MISMATCH", "RESOURCE_EXISTS"}),
     }
 )
 
@@ -144,7 +154,8 @@ _RETRY_AFTER_STATUSES = frozenset({429, 503})
 
 @dataclass(frozen=True)
 class ProblemOptions:
-    """`strict_preconditions`: 412 instead of 409 for a failed If-Match / If-None-Match.
+    """`strict_preconditions`: 412 instead of 409 for a failed If-Match / If-Unmodified-Since /
+    If-None-Match.
     `type_base_uri`: prefix of each problem `type` (one URI per reason)."""
 
     strict_preconditions: bool = False
@@ -208,7 +219,7 @@ def _detail(failure: Failure) -> str:
 
 
 def problem_for(
-    error: grpc.RpcError | Failure,
+    error: grpc.RpcError | ClientError | Failure,
     *,
     instance: str = "",
     preconditions: Collection[str] = (),
@@ -217,9 +228,15 @@ def problem_for(
     """The HTTP answer to `error`.
 
     `instance` is the request path; `preconditions` names the conditional headers the request
-    carried (`If-Match`, `If-None-Match`), which strict mode needs to answer 412.
+    carried (`If-Match`, `If-Unmodified-Since`, `If-None-Match`), which strict mode needs to
+    answer 412.
     """
-    failure = error if isinstance(error, Failure) else failure_from_rpc_error(error)
+    if isinstance(error, Failure):
+        failure = error
+    elif isinstance(error, ClientError):
+        failure = failure_from_client_error(error)
+    else:
+        failure = failure_from_rpc_error(error)
     status = _http_status(failure, preconditions, options)
     body: JsonObject = {
         "type": problem_type(failure.reason, options),
@@ -239,11 +256,11 @@ def problem_for(
 
 
 def _preconditions(request: Request) -> tuple[str, ...]:
-    return tuple(name for name in ("if-match", "if-none-match") if name in request.headers)
+    return tuple(name for name in _PRECONDITION_FAILURES if name in request.headers)
 
 
 def problem_response(
-    request: Request, error: grpc.RpcError | Failure, options: ProblemOptions = ProblemOptions()
+    request: Request, error: grpc.RpcError | ClientError | Failure, options: ProblemOptions = ProblemOptions()
 ) -> Response:
     """`problem_for` with the instance and preconditions taken from `request`."""
     # Starlette keeps the full path in the scope, mount prefix included: the instance a client sent.
@@ -256,13 +273,14 @@ def problem_response(
 def rpc_error_handler(
     options: ProblemOptions = ProblemOptions(),
 ) -> Callable[[Request, Exception], Awaitable[Response]]:
-    """A Starlette / FastAPI exception handler for `grpc.RpcError` (sync or grpc.aio) and for
-    the adapter's own `RequestRejected`: the same problem+json any lockservice route answers."""
+    """A Starlette / FastAPI exception handler for `grpc.RpcError` (sync or grpc.aio), for the
+    Python client's `lockservice_client.LockserviceError` and for the adapter's own
+    `RequestRejected`: the same problem+json any lockservice route answers."""
 
     async def handle(request: Request, exc: Exception) -> Response:
         if isinstance(exc, RequestRejected):
             return problem_response(request, exc.failure, options)
-        if isinstance(exc, grpc.RpcError):
+        if isinstance(exc, grpc.RpcError | ClientError):
             return problem_response(request, exc, options)
         raise exc
 

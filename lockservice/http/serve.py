@@ -24,6 +24,7 @@ import math
 import resource
 import socket
 import ssl
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -33,6 +34,7 @@ import uvicorn
 from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from lockservice.http.dates import DateHeader
 from lockservice.http.identity import SCOPE_KEY, certificate_identity
 
 __all__ = [
@@ -267,6 +269,7 @@ def _config(
         timeout_graceful_shutdown=math.ceil(grace),
         timeout_keep_alive=limits.keepalive_timeout_seconds,  # type: ignore[arg-type]
         server_header=False,
+        date_header=False,  # stamped by `DateHeader` as each response starts (see `dates.py`)
         ssl_certfile=tls.cert if tls is not None else None,
         ssl_keyfile=tls.key if tls is not None else None,
         ssl_ca_certs=client_ca or None,
@@ -288,14 +291,15 @@ async def run_http(
     limits: HttpLimits | None = None,
 ) -> HttpServer:
     """Starts serving `app` on `listen` ("HOST:PORT", "[::1]:PORT", "unix:PATH"; port 0 picks one)
-    in the running loop and returns once it accepts connections: over HTTPS with `tls`; with
+    in the running loop and returns once it accepts connections, each response dated as it
+    starts (`dates.DateHeader`): over HTTPS with `tls`; with
     `reuse_port`, on a port other processes may listen on too (SO_REUSEPORT: the kernel spreads
     the connections); within `limits` (timeouts and a connection cap lowered to what the
     process's descriptor limit allows). Raises OSError if it cannot bind or read the TLS files,
     ValueError for a malformed `listen`, RuntimeError if the app's startup fails."""
     limits = limits or HttpLimits()
     limits = replace(limits, max_connections=descriptor_headroom(limits.max_connections))
-    config = _config(app, grace, access_log, tls, limits)
+    config = _config(DateHeader(app, time.time), grace, access_log, tls, limits)
     sock = _bind(listen, reuse_port=reuse_port)
     server = _Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]), name=f"http {listen}")

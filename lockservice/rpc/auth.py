@@ -27,11 +27,11 @@ from typing import Any
 
 import grpc
 
+from lockservice.adapter_metadata import ADAPTER_SECRET_METADATA, CLIENT_IDENTITY_METADATA
 from lockservice.authfiles import token_digest
 from lockservice.core.access import AccessPolicy
 from lockservice.core.visibility import EVERYTHING, Visibility
 from lockservice.errors import Unauthenticated
-from lockservice.http.identity import ADAPTER_SECRET_METADATA, CLIENT_IDENTITY_METADATA
 from lockservice.rpc.permissions import required_access
 
 __all__ = ["Guard", "caller", "visibility"]

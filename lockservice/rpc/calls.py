@@ -86,8 +86,9 @@ def _subject(request: Any) -> str:
     return ""
 
 
-def _metadata_request_id(context: Context) -> str:
-    """The caller's `x-request-id`, to tie our log line to theirs; "" when not sent."""
+def _correlation_id(context: Context) -> str:
+    """The caller's `x-request-id` metadata, to tie our log line to theirs; "" when not sent.
+    Not the request's `request_id` field, which is the idempotency key of a write (AIP-155)."""
     for key, value in context.invocation_metadata() or ():
         if key == REQUEST_ID_METADATA:
             text = str(value)
@@ -128,18 +129,21 @@ def _client(identity: str | None, context: Context) -> str:
 
 
 class _Call:
-    """The bookkeeping of one call: its start, its request id, and its one log line."""
+    """The bookkeeping of one call: its start, its ids, and its one log line. Two ids, logged
+    under their own keys: `request_id`, the idempotency key a write carries in its request
+    (a retry has the same one), and `correlation_id`, the caller's `x-request-id` metadata."""
 
-    __slots__ = ("method", "request", "request_id", "started")
+    __slots__ = ("correlation_id", "method", "request", "request_id", "started")
 
     def __init__(self, method: str, request: Any) -> None:
         self.started = time.perf_counter()
         self.method = method
         self.request = request
         self.request_id: str = getattr(request, "request_id", "")
+        self.correlation_id = ""
 
     def read_metadata(self, context: Context) -> None:
-        self.request_id = _metadata_request_id(context) or self.request_id
+        self.correlation_id = _correlation_id(context)
 
     def finish(self, policy: CallPolicy, code: str, reason: str) -> None:
         seconds = time.perf_counter() - self.started
@@ -152,6 +156,7 @@ class _Call:
                 duration_ms=round(seconds * 1000, 3),
                 subject=_subject(self.request) or None,
                 request_id=self.request_id or None,
+                correlation_id=self.correlation_id or None,
             )
         if policy.metrics is not None:
             policy.metrics.observe_call(self.method, self.request, code, reason, seconds)
@@ -174,6 +179,7 @@ class _Call:
                 method=self.method,
                 subject=_subject(self.request),
                 request_id=self.request_id or None,
+                correlation_id=self.correlation_id or None,
                 exc_info=error,
             )
             self.finish(policy, "INTERNAL", "INTERNAL_ERROR")

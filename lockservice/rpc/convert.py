@@ -10,6 +10,8 @@ from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from lockservice.core import requests as rq
+from lockservice.core.leases.listing import LeasePage
+from lockservice.core.locks.listing import LockPage
 from lockservice.errors import InvalidArgument
 from lockservice.model import (
     ChangeEvent,
@@ -27,6 +29,7 @@ from lockservice.model import (
     Lease,
     LeaseEnded,
     LeaseView,
+    LockListing,
     LockView,
     Operation,
     PutOperation,
@@ -327,6 +330,36 @@ def lock_to_proto(view: LockView) -> lock_pb2.Lock:
     elif state.available_time_us:
         message.available_time.CopyFrom(timestamp(state.available_time_us))
     return message
+
+
+def list_locks_request(m: lock_pb2.ListLocksRequest) -> rq.ListLocks:
+    return rq.ListLocks(
+        prefix=m.prefix, page_size=m.page_size, page_token=m.page_token, include_queue=m.include_queue
+    )
+
+
+def _listed_lock(listing: LockListing) -> lock_pb2.Lock:
+    message = lock_to_proto(listing.view)
+    message.detail_withheld = listing.detail_withheld
+    for waiter in listing.queue:
+        message.queue.add(holder=waiter.holder, deadline=timestamp(waiter.deadline_us))
+    return message
+
+
+def list_locks_response(page: LockPage) -> lock_pb2.ListLocksResponse:
+    return lock_pb2.ListLocksResponse(
+        locks=[_listed_lock(listing) for listing in page.locks], next_page_token=page.next_page_token
+    )
+
+
+def list_leases_request(m: lease_pb2.ListLeasesRequest, owner: str | None) -> rq.ListLeases:
+    return rq.ListLeases(holder=m.holder, page_size=m.page_size, page_token=m.page_token, owner=owner)
+
+
+def list_leases_response(page: LeasePage) -> lease_pb2.ListLeasesResponse:
+    return lease_pb2.ListLeasesResponse(
+        leases=[lease_view_to_proto(view) for view in page.leases], next_page_token=page.next_page_token
+    )
 
 
 def watch_request(m: resource_pb2.WatchRequest) -> rq.Watch:

@@ -52,3 +52,8 @@ class LeaseServicer(lease_pb2_grpc.LeaseServiceServicer):
     @unary_call("GetLease")
     async def GetLease(self, request: lease_pb2.GetLeaseRequest, context: Context) -> Any:
         return convert.lease_view_to_proto(await self._leases.get(request.lease_id, caller()))
+
+    @unary_call("ListLeases")
+    async def ListLeases(self, request: lease_pb2.ListLeasesRequest, context: Context) -> Any:
+        page = await self._leases.list(convert.list_leases_request(request, caller()))
+        return convert.list_leases_response(page)

@@ -7,7 +7,8 @@ named `liveness` is SERVING from ready to the drain whatever the store does: a l
 on it does not restart every replica while their database is away. The drain then
 refuses new calls with UNAVAILABLE / SHUTTING_DOWN (a client retries elsewhere), ends watches and
 lock waits the same way, and waits up to the grace period for the calls in flight to be answered
-and the streams to end. A second signal stops at once.
+and the streams to end. A second signal stops at once. Under systemd (`Type=notify`) readiness
+and the drain are also told to systemd: READY=1 and STOPPING=1 (`lockservice.sdnotify`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from lockservice.rpc.calls import CallPolicy
+from lockservice.sdnotify import notify
 
 __all__ = ["LIVENESS_SERVICE", "Lifecycle"]
 
@@ -75,12 +77,14 @@ class Lifecycle:
         return health_pb2.HealthCheckResponse.NOT_SERVING
 
     async def serving(self) -> None:
+        """Every port is open and started: SERVING, and READY=1 to systemd."""
         self._serving = True
         await self._set_all(self._status())
         await self.health.set(LIVENESS_SERVICE, health_pb2.HealthCheckResponse.SERVING)
         loop = asyncio.get_running_loop()
         for sig in _SIGNALS:
             loop.add_signal_handler(sig, self._on_signal)
+        notify("READY=1")
 
     def store_available(self, available: bool) -> None:
         """The store's reachability changed (called on the loop): SERVING only while it is
@@ -107,6 +111,7 @@ class Lifecycle:
         up to `grace_seconds` (or a second signal) for the calls in flight, and stops the server.
         Streams still open then (KeepAlive) are cancelled."""
         _log.info("draining", grace_period_seconds=grace_seconds, in_flight=self._policy.in_flight)
+        notify("STOPPING=1")
         self._policy.draining = True
         await self.health.enter_graceful_shutdown()
         end_waits()

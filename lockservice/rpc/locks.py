@@ -36,3 +36,8 @@ class LockServicer(lock_pb2_grpc.LockServiceServicer):
     @unary_call("GetLock")
     async def GetLock(self, request: lock_pb2.GetLockRequest, context: Context) -> Any:
         return convert.lock_to_proto(await self._locks.get(request.name))
+
+    @unary_call("ListLocks")
+    async def ListLocks(self, request: lock_pb2.ListLocksRequest, context: Context) -> Any:
+        page = await self._locks.list(convert.list_locks_request(request), visibility())
+        return convert.list_locks_response(page)

@@ -2,16 +2,21 @@
 
 Per call (from the call wrapper, `lockservice.rpc.calls`): calls by method and code, latency by
 method, conflicts by reason, and how long waiting lock acquisitions waited. Sampled at scrape
-time: open watches, and the store's commit counters and statistics when the store reports them.
-When metrics are off nothing here is created and the call path does not reach it.
+time: open watches and how far the slowest one lags, leases ended at their deadline, and the
+store's reachability, commit counters and statistics when the store reports them. When metrics
+are off nothing here is created and the call path does not reach it.
+
+No `*_created` series: prometheus_client would export one per counter and histogram (the time
+it was created), a second family for each that no query here reads (`disable_created_metrics`,
+process-wide, on import).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Iterator
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, Protocol
 
 import structlog
 from prometheus_client import (
@@ -22,15 +27,19 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    disable_created_metrics,
     start_http_server,
 )
-from prometheus_client.core import CounterMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from lockservice.errors import StoreUnavailable
+from lockservice.store.base import Capabilities
 from lockservice.v1.lock_pb2 import AcquireLockRequest
 
-__all__ = ["CommitCounters", "ReportsCommits", "ReportsStats", "RpcMetrics", "serve_metrics"]
+__all__ = ["CountsExpiries", "CountsWatches", "RpcMetrics", "serve_metrics"]
+
+disable_created_metrics()  # type: ignore[no-untyped-call]  # untyped in prometheus_client
 
 _log = structlog.get_logger("lockservice.metrics")
 
@@ -42,40 +51,62 @@ _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 _STATS_EVERY_SECONDS = 5.0
 
 
-@runtime_checkable
-class CommitCounters(Protocol):
-    """A store that counts its commits and the writes they carried (group commit)."""
+class CountsWatches(Protocol):
+    """The watch hub (`lockservice.core.watch.Watches`): open watches, the longest queue of
+    responses a watcher has yet to read, and how many watchers were cut off for falling behind."""
 
-    commits: int
-    committed_bodies: int
-
-
-@runtime_checkable
-class ReportsCommits(Protocol):
-    """A store that calls `observer(batch_size, seconds)` after every commit."""
-
-    def observe_commits(self, observer: Callable[[int, float], None]) -> None: ...
+    @property
+    def active(self) -> int: ...
+    @property
+    def longest_backlog(self) -> int: ...
+    @property
+    def cut_off(self) -> int: ...
 
 
-@runtime_checkable
-class ReportsStats(Protocol):
-    """A store that can count what it holds: {"leases", "locks_held", "waiters", "size_bytes"}."""
+class CountsExpiries(Protocol):
+    """The expiry task (`lockservice.core.expiry.Expirer`): leases it ended at their deadline."""
 
-    async def stats(self) -> dict[str, int]: ...
+    @property
+    def expired_leases(self) -> int: ...
+
+
+class _CoreCollector(Collector):
+    def __init__(self, watches: CountsWatches, expiries: CountsExpiries) -> None:
+        self._watches = watches
+        self._expiries = expiries
+
+    def collect(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily("lockservice_watchers", "Open Watch streams.", value=self._watches.active)
+        yield GaugeMetricFamily(
+            "lockservice_watch_backlog_max",
+            "Responses the slowest open watcher has yet to read (cut off beyond --watch-queue-size).",
+            value=self._watches.longest_backlog,
+        )
+        yield CounterMetricFamily(
+            "lockservice_watchers_cut_off",
+            "Watchers ended with LIMIT_EXCEEDED for falling behind (queue or memory share).",
+            value=self._watches.cut_off,
+        )
+        yield CounterMetricFamily(
+            "lockservice_lease_expiries",
+            "Leases this server's expiry task ended at their deadline.",
+            value=self._expiries.expired_leases,
+        )
 
 
 class _CommitCollector(Collector):
-    def __init__(self, store: CommitCounters) -> None:
-        self._store = store
+    def __init__(self, counts: Callable[[], tuple[int, int]]) -> None:
+        self._counts = counts
 
     def collect(self) -> Iterator[CounterMetricFamily]:
+        commits, bodies = self._counts()
         yield CounterMetricFamily(
-            "lockservice_store_commits", "Store commits (one fsync each).", value=self._store.commits
+            "lockservice_store_commits", "Store commits (one fsync each).", value=commits
         )
         yield CounterMetricFamily(
             "lockservice_store_committed_writes",
             "Write bodies committed; divided by commits, the group-commit batch size.",
-            value=self._store.committed_bodies,
+            value=bodies,
         )
 
 
@@ -108,7 +139,11 @@ class RpcMetrics:
             buckets=_WAIT_BUCKETS,
             registry=r,
         )
-        self.watchers = Gauge("lockservice_watchers", "Open Watch streams.", registry=r)
+        self._store_available = Gauge(
+            "lockservice_store_available",
+            "1 while the store is reachable, 0 while it is not (an embedded SQLite file: always 1).",
+            registry=r,
+        )
         self._store_gauges = {
             name: Gauge(f"lockservice_store_{name}", text, registry=r)
             for name, text in (
@@ -152,18 +187,27 @@ class RpcMetrics:
         self._commit_batch.observe(batch_size)
         self._commit_latency.observe(seconds)
 
-    def watch_store(self, store: object) -> None:
-        """Samples what the store reports about itself (each backend reports what it can)."""
-        if isinstance(store, CommitCounters):
-            self.registry.register(_CommitCollector(store))
-        if isinstance(store, ReportsCommits):
-            store.observe_commits(self.observe_commit)
+    def watch_core(self, watches: CountsWatches, expiries: CountsExpiries) -> None:
+        """Samples the watch hub and the expiry task at every scrape."""
+        self.registry.register(_CoreCollector(watches, expiries))
 
-    async def sample_stats(self, store: ReportsStats) -> None:
-        """Refreshes the store gauges every few seconds, until cancelled."""
+    def watch_store(self, capabilities: Capabilities) -> None:
+        """Samples what the store reports about itself (each backend declares what it can)."""
+        available = self._store_available
+        available.set(1)
+        if capabilities.watch_availability is not None:
+            capabilities.watch_availability(lambda up: available.set(1 if up else 0))
+        if capabilities.commit_counts is not None:
+            self.registry.register(_CommitCollector(capabilities.commit_counts))
+        if capabilities.observe_commits is not None:
+            capabilities.observe_commits(self.observe_commit)
+
+    async def sample_stats(self, stats: Callable[[], Awaitable[dict[str, int]]]) -> None:
+        """Refreshes the store gauges from `stats` (`Capabilities.stats`) every few seconds,
+        until cancelled."""
         while True:
             try:
-                for name, value in (await store.stats()).items():
+                for name, value in (await stats()).items():
                     gauge = self._store_gauges.get(name)
                     if gauge is not None:
                         gauge.set(value)

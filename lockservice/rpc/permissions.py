@@ -1,7 +1,8 @@
 """Which right each RPC needs on which keys of its request: the wire side of authorization.
 
 The decision itself is the core's (`lockservice.core.access`); this table only reads the keys
-out of each request message. Lease calls name no key: they need an authenticated identity, and
+out of each request message. ListLocks needs no right on its prefix: it lists only the locks
+the caller may read (the core filters them). Lease calls name no key: they need an authenticated identity, and
 the core lets only a lease's owner refresh, revoke, read or use it.
 
 A write's `fence` names a lock and claims to hold it with a token: that is a use of the lock,
@@ -86,9 +87,12 @@ KEYS_BY_METHOD: dict[str, Callable[[Any], Iterator[KeyAccess]]] = {
     "RefreshLease": _none,
     "RevokeLease": _none,
     "GetLease": _none,
+    "ListLeases": _none,
     "AcquireLock": _lock_name,
     "ReleaseLock": _lock_name,
     "GetLock": _read_name,
+    # Filtered by the caller's rights lock by lock (`Visibility.listed`), not refused.
+    "ListLocks": _none,
 }
 
 

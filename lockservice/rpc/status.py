@@ -1,31 +1,53 @@
-"""The one mapping from domain errors to gRPC status codes and rich `google.rpc.Status` details."""
+"""The status codec: a domain error <-> the `google.rpc.Status` a failed call carries in its
+`grpc-status-details-bin` trailer (an `ErrorInfo` with the reason, domain and metadata, and for
+conflicts a `lockservice.v1.ConflictDetail` with the current state), both directions here.
+
+Encode (the server, `lockservice.rpc.calls`): the one mapping from domain errors to gRPC codes
+(`GRPC_CODE_BY_ERROR`) and statuses, bounded to what trailers carry (`to_grpc_status`), and what
+a conflict reports of the current state (`conflict_detail`, `set_current_state`).
+Decode (the HTTP adapter, `lockservice.http.failures`): `decode_status` reads a failed call
+back. The Python client (`clients/python`) decodes the same shape with its own generated code,
+as it installs without the server package.
+
+Light on purpose: gRPC and protobuf, nothing of the server, so an adapter can import it.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import grpc
 from google.protobuf import any_pb2
+from google.protobuf.message import DecodeError
+from google.protobuf.timestamp_pb2 import Timestamp
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from lockservice import errors
 from lockservice.model import CONFLICT_VALUE_MAX_BYTES, ConflictState
-from lockservice.rpc.convert import timestamp
 from lockservice.v1 import errors_pb2
 
 __all__ = [
+    "DETAILS_TRAILER",
     "DOMAIN",
     "GRPC_CODE_BY_ERROR",
     "RETRY_PUSHBACK_METADATA",
     "STATUS_BUDGET_BYTES",
+    "DecodedStatus",
+    "conflict_detail",
+    "decode_status",
     "grpc_code_for",
     "internal_status",
+    "set_current_state",
     "to_grpc_status",
     "without_retry",
 ]
 
+# ErrorInfo.domain of every error lockservice (server or adapter) gives.
 DOMAIN = "lockservice"
+DETAILS_TRAILER = "grpc-status-details-bin"
 # gRFC A6: a negative value tells a client's retry policy not to retry this answer.
 RETRY_PUSHBACK_METADATA = "grpc-retry-pushback-ms"
 
@@ -82,7 +104,35 @@ def _packed(message: object) -> any_pb2.Any:
     return packed
 
 
-def _conflict_detail(conflict: ConflictState) -> errors_pb2.ConflictDetail:
+def _timestamp(micros: int) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromMicroseconds(micros)
+    return stamp
+
+
+def set_current_state(
+    detail: errors_pb2.ConflictDetail,
+    *,
+    version: int,
+    etag: str,
+    mod_revision: int,
+    update_time: Timestamp,
+    content_type: str,
+    value: bytes,
+) -> None:
+    """Fills the `current_*` fields of `detail` with the state the request ran into: the value
+    only up to `CONFLICT_VALUE_MAX_BYTES` (past it the client re-reads it)."""
+    detail.current_version = version
+    detail.current_etag = etag
+    detail.current_mod_revision = mod_revision
+    detail.current_update_time.CopyFrom(update_time)
+    detail.current_content_type = content_type
+    if len(value) <= CONFLICT_VALUE_MAX_BYTES:
+        detail.current_value = value
+
+
+def conflict_detail(conflict: ConflictState) -> errors_pb2.ConflictDetail:
+    """The ConflictDetail of a domain conflict (unclipped: `to_grpc_status` bounds it)."""
     detail = errors_pb2.ConflictDetail(
         key=conflict.key,
         exists=conflict.current is not None,
@@ -94,17 +144,20 @@ def _conflict_detail(conflict: ConflictState) -> errors_pb2.ConflictDetail:
         state_withheld=conflict.withheld,
     )
     if conflict.current is not None:
-        detail.current_version = conflict.current.version
-        detail.current_etag = conflict.current.etag
-        detail.current_mod_revision = conflict.current.mod_revision
-        detail.current_update_time.CopyFrom(timestamp(conflict.current.update_time_us))
-        detail.current_content_type = conflict.current.content_type
-        if len(conflict.current.value) <= CONFLICT_VALUE_MAX_BYTES:
-            detail.current_value = conflict.current.value
+        current = conflict.current
+        set_current_state(
+            detail,
+            version=current.version,
+            etag=current.etag,
+            mod_revision=current.mod_revision,
+            update_time=_timestamp(current.update_time_us),
+            content_type=current.content_type,
+            value=current.value,
+        )
     if conflict.compare_index is not None:
         detail.compare_index = conflict.compare_index
     if conflict.expire_time_us:
-        detail.expire_time.CopyFrom(timestamp(conflict.expire_time_us))
+        detail.expire_time.CopyFrom(_timestamp(conflict.expire_time_us))
     return detail
 
 
@@ -141,7 +194,7 @@ def _bounded_status(
     metadata = {name: _clip(text, echo_limit) for name, text in error.metadata.items()}
     details = [_packed(error_details_pb2.ErrorInfo(reason=error.reason, domain=DOMAIN, metadata=metadata))]
     if error.conflict is not None:
-        conflict = _conflict_detail(error.conflict)
+        conflict = conflict_detail(error.conflict)
         for name in ("key", "expected", "holder", "lease_id", "current_etag", "current_content_type"):
             setattr(conflict, name, _clip(getattr(conflict, name), echo_limit))
         if not value:
@@ -195,3 +248,63 @@ def internal_status() -> grpc.Status:
     )
     result: grpc.Status = rpc_status.to_status(status)
     return result
+
+
+# -- decode ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DecodedStatus:
+    """What a failed call said. `domain` is "" (and `reason`, `metadata` empty) when it came
+    without an ErrorInfo: made by the transport or a proxy, not by lockservice. `message` is the
+    rich status's, else the call's details (whose text may name internal addresses)."""
+
+    code: grpc.StatusCode
+    message: str
+    reason: str = ""
+    domain: str = ""
+    metadata: dict[str, str] = field(default_factory=dict)
+    conflict: errors_pb2.ConflictDetail | None = None
+
+    @property
+    def ours(self) -> bool:
+        """Whether lockservice made this status (its ErrorInfo domain)."""
+        return self.domain == DOMAIN
+
+
+def _rich_status(trailers: Iterable[tuple[str, Any]]) -> status_pb2.Status | None:
+    for key, value in trailers:
+        if key == DETAILS_TRAILER and isinstance(value, bytes):
+            status = status_pb2.Status()
+            try:
+                status.ParseFromString(value)
+            except DecodeError:
+                return None
+            return status
+    return None
+
+
+def _code_details_trailers(error: grpc.RpcError) -> tuple[grpc.StatusCode, str, Iterable[tuple[str, Any]]]:
+    if isinstance(error, grpc.aio.AioRpcError):
+        return error.code(), error.details() or "", tuple(error.trailing_metadata() or ())
+    if isinstance(error, grpc.Call):  # a synchronous stub's error is also its Call
+        return error.code(), error.details() or "", tuple(error.trailing_metadata() or ())
+    return grpc.StatusCode.UNKNOWN, "", ()
+
+
+def decode_status(error: grpc.RpcError) -> DecodedStatus:
+    """Decodes code, ErrorInfo and ConflictDetail from a failed call (sync or grpc.aio); a
+    trailer that does not parse counts as none."""
+    code, details, trailers = _code_details_trailers(error)
+    status = _rich_status(trailers)
+    if status is None:
+        return DecodedStatus(code, details)
+    info = error_details_pb2.ErrorInfo()
+    conflict: errors_pb2.ConflictDetail | None = None
+    for detail in status.details:
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            detail.Unpack(info)
+        elif detail.Is(errors_pb2.ConflictDetail.DESCRIPTOR):
+            conflict = errors_pb2.ConflictDetail()
+            detail.Unpack(conflict)
+    return DecodedStatus(code, status.message, info.reason, info.domain, dict(info.metadata), conflict)

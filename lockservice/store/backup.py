@@ -7,7 +7,7 @@ and a watcher resuming from revision N would be sent different changes under N. 
 also *bumps* the store, as `etcdutl snapshot restore --bump-revision --mark-compacted` does:
 
 - **Tokens.** The `token_floor` row of `meta` (absent means 0): every acquisition takes
-  `max(lock's token, floor) + 1` (`lockservice.core.handoff.take`), so the floor covers lock
+  `max(lock's token, floor) + 1` (`lockservice.core.locks.handoff.take`), so the floor covers lock
   names the backup holds *and* names created after it, which the backup does not know.
 - **Revisions.** The `revision` counter itself is raised (one store-wide counter needs no
   separate floor), and `compacted_revision` with it: a Watch from any revision up to there answers
@@ -25,19 +25,19 @@ session may be connected).
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import psycopg
+if TYPE_CHECKING:
+    import psycopg
 
-from lockservice.store import postgres_schema, sqlite_schema
-from lockservice.store.postgres_connections import NOW_US_SQL
+from lockservice.store.compaction import holding_server_lock
+from lockservice.store.sqlite import schema as sqlite_schema
 
 __all__ = [
     "BackupError",
@@ -240,17 +240,12 @@ def _offline(db_path: str) -> Iterator[None]:
     directory = os.path.dirname(os.path.abspath(db_path))
     if not os.path.isdir(directory):
         raise BackupError(f"the directory {directory} does not exist")
-    fd = os.open(db_path + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+    with holding_server_lock(db_path) as held:
+        if not held:
             raise BackupError(
                 f"the database {db_path} is in use by a running lockservice server: stop it first"
-            ) from None
+            )
         yield
-    finally:
-        os.close(fd)
 
 
 def _bump_file(path: str, bump: int) -> Bumped:
@@ -343,6 +338,12 @@ def bump_postgres(url: str, *, bump: int = 0, force: bool = False) -> Bumped:
     while any other session is connected to it (a running lockservice replica would keep its old
     floor), unless `force`. Holds the migration lock, so a replica starting meanwhile waits and
     then reads the new floor. Time is the database's clock, as for leases."""
+    # psycopg is the `postgres` extra: SQLite backups work without it.
+    import psycopg
+
+    from lockservice.store.postgres import schema as postgres_schema
+    from lockservice.store.postgres.connections import NOW_US_SQL
+
     try:
         with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
             query = _postgres_query(conn)

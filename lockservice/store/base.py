@@ -4,20 +4,45 @@ An atomic write is a plain function of a transaction, `body(txn)`: it reads, com
 and raises a `LockserviceError` to abort. The store decides how to run it (SQLite: many bodies
 per commit, a savepoint each; PostgreSQL: row locks and re-runs), so a body must be re-runnable
 and must do nothing but talk to `txn`.
+
+Errors, for every method below: a store that cannot reach or use its storage raises
+`StoreUnavailable` (with `metadata["cause"]` "DISK_FULL" for a full disk); nothing else is
+raised but what a body itself raises, and a second answer for one request (a bug). `WriteTxn`
+methods never raise a domain error of their own: the rules are the body's.
+
+Ordering: revisions are store-wide, increase by one per body that changes something, and commit
+in order with no gaps; a read started after a write was acknowledged sees it.
+
+Backends: `lockservice.store.sqlite`, `lockservice.store.postgres` (and an in-memory store for
+tests); what they share of their SQL is `lockservice.store.sql`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Protocol, TypeVar, runtime_checkable
+from typing import Protocol, TypeVar
 
-from lockservice.model import ChangeEvent, Lease, LockGranted, LockState, LockWaiter, Resource, WaiterFailed
+from lockservice.model import (
+    ChangeEvent,
+    Lease,
+    LeaseListing,
+    LockGranted,
+    LockListing,
+    LockState,
+    LockWaiter,
+    NoticesLost,
+    Resource,
+    WaiterFailed,
+)
 
 __all__ = [
+    "AvailabilityListener",
+    "Capabilities",
+    "CommitObserver",
+    "DurableState",
     "Notice",
     "NoticeListener",
-    "ReportsAvailability",
     "Store",
     "StoredAnswer",
     "WriteBody",
@@ -26,9 +51,17 @@ __all__ = [
 
 T = TypeVar("T")
 
-# What a committed body tells listeners: its changes (for Watch) and lock hand-overs.
-Notice = ChangeEvent | LockGranted | WaiterFailed
+# What a committed body tells listeners: its changes (for Watch) and lock hand-overs; and
+# NoticesLost, when some of other processes' may not have arrived.
+Notice = ChangeEvent | LockGranted | WaiterFailed | NoticesLost
 NoticeListener = Callable[[list[Notice]], None]
+# Told False when the store becomes unreachable while serving, True when it is back.
+AvailabilityListener = Callable[[bool], None]
+# Told (bodies in the commit, seconds the commit took) after every commit.
+CommitObserver = Callable[[int, float], None]
+# What `Capabilities.durable_state` knows of a key: its state (None: absent) and the store
+# revision that state is current at (the last committed revision, as a body would see it).
+DurableState = tuple[Resource | None, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +86,10 @@ class WriteTxn(Protocol):
         no token issued before the restore is issued again (`lockservice.store.backup`)."""
         ...
 
-    def get(self, key: str) -> Resource | None: ...
+    def get(self, key: str) -> Resource | None:
+        """The key's current state in this transaction (None: absent). The store keeps the row
+        to itself until the body ends (PostgreSQL: FOR UPDATE), so a decision taken on it holds."""
+        ...
 
     def put(self, resource: Resource) -> None:
         """Stores `resource` as the key's current state and as a retained version, and records
@@ -91,11 +127,19 @@ class WriteTxn(Protocol):
 
     # -- leases -----------------------------------------------------------------------------
 
-    def get_lease(self, lease_id: str) -> Lease | None: ...
+    def get_lease(self, lease_id: str) -> Lease | None:
+        """The lease, whether or not its deadline has passed (expiry is the body's rule), held
+        for this body as `get` holds a resource."""
+        ...
 
-    def put_lease(self, lease: Lease) -> None: ...
+    def put_lease(self, lease: Lease) -> None:
+        """Creates or replaces the lease (a refresh replaces its deadline)."""
+        ...
 
-    def delete_lease(self, lease_id: str) -> None: ...
+    def delete_lease(self, lease_id: str) -> None:
+        """Removes the lease row only: its locks, keys and waiters are the body's to end first.
+        Deleting an absent lease does nothing."""
+        ...
 
     def live_lease_count(self, now_us: int) -> int:
         """Leases whose deadline is after `now_us`."""
@@ -107,20 +151,29 @@ class WriteTxn(Protocol):
         ...
 
     def expired_leases(self, now_us: int, limit: int) -> list[Lease]:
-        """Leases whose deadline is at or before `now_us`, earliest first."""
+        """Up to `limit` leases whose deadline is at or before `now_us`, earliest first. Under
+        concurrent bodies (PostgreSQL replicas) a lease another body is ending is skipped, so
+        each is ended once."""
         ...
 
     def lease_lock_names(self, lease_id: str) -> list[str]:
         """Names of the locks held under the lease."""
         ...
 
-    def lease_resource_keys(self, lease_id: str) -> list[str]: ...
+    def lease_resource_keys(self, lease_id: str) -> list[str]:
+        """Keys of the resources attached to the lease, in key order."""
+        ...
 
     # -- locks ------------------------------------------------------------------------------
 
-    def get_lock(self, name: str) -> LockState | None: ...
+    def get_lock(self, name: str) -> LockState | None:
+        """The lock's stored state (None: never held), held for this body as `get` holds a
+        resource."""
+        ...
 
-    def put_lock(self, state: LockState) -> None: ...
+    def put_lock(self, state: LockState) -> None:
+        """Creates or replaces the lock's state (holder, token, lock-delay)."""
+        ...
 
     def lock_waiters(self, name: str, limit: int | None = None) -> list[LockWaiter]:
         """The queue of `name`, first come first (its first `limit` waiters when given)."""
@@ -150,10 +203,13 @@ class WriteTxn(Protocol):
         """Gives a queued waiter a new id and wait deadline, keeping its place in the queue."""
         ...
 
-    def waiters_under_lease(self, lease_id: str) -> list[LockWaiter]: ...
+    def waiters_under_lease(self, lease_id: str) -> list[LockWaiter]:
+        """Waiters queued (on any lock) under the lease, in queue order."""
+        ...
 
     def delayed_locks_with_waiters(self, now_us: int, limit: int) -> list[LockState]:
-        """Free locks whose lock-delay has ended and that have queued waiters."""
+        """Up to `limit` free locks whose lock-delay has ended by `now_us` and that have queued
+        waiters, by name (skipping any another body is handing over)."""
         ...
 
     def notify(self, notice: Notice) -> None:
@@ -165,19 +221,25 @@ WriteBody = Callable[[WriteTxn], T]
 
 
 class Store(Protocol):
+    """A store, open (each backend has an `open` class method) until `close`. Reads outside a
+    body see the last committed state and take no locks."""
+
     # The store's own key for signing page tokens, the same for every replica (set at open).
     page_token_secret: bytes
+    # What the store reports about itself beyond this contract (`Capabilities`).
+    capabilities: Capabilities
 
     async def write(self, body: Callable[[WriteTxn], T]) -> T:
-        """Runs `body` atomically and durably: when this returns, the change survives a crash."""
+        """Runs `body` atomically and durably: when this returns, the change survives a crash.
+
+        Returns what the body returned; re-raises what it raised, with none of its changes made
+        (and none of its notices published). The body may run more than once (PostgreSQL re-runs
+        it on a conflict), on another thread than the caller's. StoreUnavailable when the store
+        cannot commit (or is closed): then nothing of the body was committed either."""
         ...
 
-    async def get(self, key: str) -> Resource | None: ...
-
-    def peek(self, key: str) -> tuple[bool, Resource | None]:
-        """The key's current state if the store holds it in memory, at no cost: (True, the
-        resource or None when absent) or (False, None) when only a read would tell. Never older
-        than any write already acknowledged."""
+    async def get(self, key: str) -> Resource | None:
+        """The key's current state, None when absent."""
         ...
 
     async def answered(self, request_key: str) -> bool:
@@ -211,7 +273,9 @@ class Store(Protocol):
         `list_resources` is."""
         ...
 
-    async def current_revision(self) -> int: ...
+    async def current_revision(self) -> int:
+        """The last committed revision (0 for an empty store)."""
+        ...
 
     async def compacted_revision(self) -> int:
         """Events at or below this revision are no longer retained for Watch."""
@@ -227,35 +291,84 @@ class Store(Protocol):
         reading on from its last revision misses nothing."""
         ...
 
-    async def get_lease(self, lease_id: str) -> Lease | None: ...
+    async def get_lease(self, lease_id: str) -> Lease | None:
+        """The stored lease, even past its deadline until a body ends it."""
+        ...
 
-    async def lease_lock_names(self, lease_id: str) -> list[str]: ...
+    async def lease_lock_names(self, lease_id: str) -> list[str]:
+        """Names of the locks held under the lease, in name order."""
+        ...
 
-    async def lease_resource_keys(self, lease_id: str) -> list[str]: ...
+    async def lease_resource_keys(self, lease_id: str) -> list[str]:
+        """Keys of the resources attached to the lease, in key order."""
+        ...
 
-    async def get_lock(self, name: str) -> LockState | None: ...
+    async def get_lock(self, name: str) -> LockState | None:
+        """The lock's stored state, None when it was never held."""
+        ...
 
-    async def waiter_count(self, name: str) -> int: ...
+    async def waiter_count(self, name: str) -> int:
+        """How many waiters `name` has queued, as of the last commit."""
+        ...
+
+    async def list_locks(
+        self, prefix: str, start_after: str, limit: int, *, include_queue: bool
+    ) -> list[LockListing]:
+        """At most `limit` locks named `prefix...` after `start_after`, in name order
+        (`lockservice.store.listings.lock_page`)."""
+        ...
+
+    async def list_leases(
+        self, id_prefix: str, holder: str, start_after: str, limit: int, now_us: int
+    ) -> list[LeaseListing]:
+        """At most `limit` leases live at `now_us`, ids `id_prefix...` after `start_after`, of
+        `holder` when set, in id order (`lockservice.store.listings.lease_page`)."""
+        ...
 
     async def next_deadline(self) -> int | None:
         """The earliest lease expiry or lock-delay end with waiters, in microseconds, if any."""
         ...
 
     def subscribe(self, listener: NoticeListener) -> None:
-        """Calls `listener` on the event loop with the notices of every commit, in commit order."""
+        """Calls `listener` on the event loop with the notices of every commit, in commit order
+        (every replica's, for a shared database): each change event once, in revision order."""
         ...
 
-    def now_us(self) -> int: ...
+    def now_us(self) -> int:
+        """The store's clock in microseconds since the epoch, the one `WriteTxn.now_us` uses
+        (PostgreSQL: the database's, so every replica agrees on lease deadlines)."""
+        ...
 
     async def close(self) -> None:
         """Finishes queued writes, then releases the storage."""
         ...
 
 
-@runtime_checkable
-class ReportsAvailability(Protocol):
-    """A store that can become unreachable while serving (a database over a network), and says
-    so: `listener(False)` on the event loop when it does, `listener(True)` when it is back.
-    (An embedded SQLite file cannot be unreachable; a full disk fails writes only.)"""
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a store can report about itself beyond the contract, declared by the store (its
+    `capabilities` attribute): each is None when the store cannot. Callers test the field, never
+    the store's class.
 
-    def watch_availability(self, listener: Callable[[bool], None]) -> None: ...
+    - `watch_availability(listener)`: the store can become unreachable while serving (a database
+      over a network); `listener(False)` on the event loop when it does, `listener(True)` when it
+      is back. (An embedded SQLite file cannot be unreachable; a full disk fails writes only.)
+    - `observe_commits(observer)`: calls `observer(bodies, seconds)` after every commit, on
+      whichever thread committed (keep it cheap and thread-safe).
+    - `stats()`: what the store holds, for gauges: {"leases", "locks_held", "waiters",
+      "size_bytes"}; raises StoreUnavailable when the store cannot be read.
+    - `commit_counts()`: (commits, bodies committed) since open, for group-commit counters.
+    - `durable_state(key)`: the store alone writes its storage (no other process or replica
+      does), so it can say from memory what the latest durable state of a key is: (the resource
+      or None when absent, the store revision it is current at), or None when only a read would
+      tell. The state is durable and never older than an acknowledged write; when a write of the
+      key is already decided and being made durable, the call waits for that commit to end
+      first (and then answers the state it left, or the older one if the commit failed), so the
+      answer is never older than a decided write either. Never a state not yet durable.
+    """
+
+    watch_availability: Callable[[AvailabilityListener], None] | None = None
+    observe_commits: Callable[[CommitObserver], None] | None = None
+    stats: Callable[[], Awaitable[dict[str, int]]] | None = None
+    commit_counts: Callable[[], tuple[int, int]] | None = None
+    durable_state: Callable[[str], Awaitable[DurableState | None]] | None = None

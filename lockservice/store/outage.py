@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 from lockservice.errors import StoreUnavailable
+from lockservice.store.base import AvailabilityListener
 
 __all__ = ["DISK_FULL", "Outage", "disk_full_error", "disk_full_outage"]
-
-AvailabilityListener = Callable[[bool], None]
 
 # ErrorInfo.metadata["cause"] of a write refused for a full disk, whichever the store.
 DISK_FULL = "DISK_FULL"

@@ -58,6 +58,13 @@ class ReadCache:
             return False, None
         return True, entry[1]
 
+    def entry(self, key: str) -> tuple[int, Resource | None] | None:
+        """(the revision of the state, the resource or None when deleted) when `key` is known."""
+        entry = self._entries.get(key)
+        if entry is None or isinstance(entry[1], _Uncached):
+            return None
+        return entry[0], entry[1]
+
     def offer(self, key: str, revision: int, resource: Resource | None) -> None:
         """Records the state of `key` at `revision`, unless a newer one is known already."""
         entries = self._entries

@@ -25,6 +25,7 @@ class _ErrorReason:
 class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReason.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     ERROR_REASON_UNSPECIFIED: _ErrorReason.ValueType  # 0
+    """Never sent: the zero value proto3 requires."""
     RESOURCE_EXISTS: _ErrorReason.ValueType  # 1
     """ALREADY_EXISTS: CreateResource on a key that exists."""
     VERSION_MISMATCH: _ErrorReason.ValueType  # 2
@@ -87,6 +88,7 @@ class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """
 
 ERROR_REASON_UNSPECIFIED: ErrorReason.ValueType  # 0
+"""Never sent: the zero value proto3 requires."""
 RESOURCE_EXISTS: ErrorReason.ValueType  # 1
 """ALREADY_EXISTS: CreateResource on a key that exists."""
 VERSION_MISMATCH: ErrorReason.ValueType  # 2
@@ -180,8 +182,9 @@ class ConflictDetail(_message.Message):
     compare_index: _builtins.int
     """For TRANSACTION_CONFLICT: the zero-based index of the compare that failed."""
     holder: _builtins.str
-    """For lock conflicts: who holds the lock now, with which fencing token, until when."""
+    """For lock conflicts: who holds the lock now."""
     current_token: _builtins.int
+    """For lock conflicts: the fencing token of the current holder (or of the latest acquisition)."""
     lease_id: _builtins.str
     """For lock conflicts: the lease that holds the lock."""
     revision: _builtins.int
@@ -203,7 +206,9 @@ class ConflictDetail(_message.Message):
         """When the resource was last written."""
 
     @_builtins.property
-    def expire_time(self) -> _timestamp_pb2.Timestamp: ...
+    def expire_time(self) -> _timestamp_pb2.Timestamp:
+        """For lock conflicts: when the holder's lease expires unless kept alive."""
+
     def __init__(
         self,
         *,

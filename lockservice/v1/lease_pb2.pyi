@@ -21,6 +21,8 @@ DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
 class Lease(_message.Message):
+    """A lease: a TTL that its holder keeps alive, and what is bound to it."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     LEASE_ID_FIELD_NUMBER: _builtins.int
@@ -34,14 +36,19 @@ class Lease(_message.Message):
     lease_id: _builtins.str
     """Unguessable: 128 random bits."""
     holder: _builtins.str
+    """Who asked for the lease (free text for humans and GetLock: a hostname, a pod, a job id)."""
     ttl_seconds: _builtins.int
     """The TTL the lease was granted with; each refresh extends it to this again."""
     remaining_ms: _builtins.int
     """Milliseconds left when the lease was read."""
     @_builtins.property
-    def grant_time(self) -> _timestamp_pb2.Timestamp: ...
+    def grant_time(self) -> _timestamp_pb2.Timestamp:
+        """When the lease was granted."""
+
     @_builtins.property
-    def expire_time(self) -> _timestamp_pb2.Timestamp: ...
+    def expire_time(self) -> _timestamp_pb2.Timestamp:
+        """When the lease expires unless refreshed."""
+
     @_builtins.property
     def lock_names(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Names of the locks held under the lease."""
@@ -72,14 +79,19 @@ Global___Lease: _TypeAlias = Lease  # noqa: Y015
 
 @_typing.final
 class GrantLeaseRequest(_message.Message):
+    """The request of GrantLease."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     TTL_SECONDS_FIELD_NUMBER: _builtins.int
     HOLDER_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     ttl_seconds: _builtins.int
+    """The lease's TTL in seconds, within the server's bounds (INVALID_TTL otherwise)."""
     holder: _builtins.str
+    """Who asks, for humans and GetLock (a hostname, a pod, a job id)."""
     request_id: _builtins.str
+    """AIP-155 idempotency key: a retry with the same id answers the lease first granted."""
     def __init__(
         self,
         *,
@@ -97,10 +109,13 @@ Global___GrantLeaseRequest: _TypeAlias = GrantLeaseRequest  # noqa: Y015
 
 @_typing.final
 class KeepAliveRequest(_message.Message):
+    """One keep-alive of KeepAlive's request stream."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     LEASE_ID_FIELD_NUMBER: _builtins.int
     lease_id: _builtins.str
+    """The lease to refresh to its full TTL."""
     def __init__(
         self,
         *,
@@ -116,15 +131,21 @@ Global___KeepAliveRequest: _TypeAlias = KeepAliveRequest  # noqa: Y015
 
 @_typing.final
 class KeepAliveResponse(_message.Message):
+    """The answer to one KeepAliveRequest."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     LEASE_ID_FIELD_NUMBER: _builtins.int
     EXPIRE_TIME_FIELD_NUMBER: _builtins.int
     TTL_SECONDS_FIELD_NUMBER: _builtins.int
     lease_id: _builtins.str
+    """The lease that was refreshed."""
     ttl_seconds: _builtins.int
+    """The TTL it was refreshed to."""
     @_builtins.property
-    def expire_time(self) -> _timestamp_pb2.Timestamp: ...
+    def expire_time(self) -> _timestamp_pb2.Timestamp:
+        """Its new expiry."""
+
     def __init__(
         self,
         *,
@@ -142,12 +163,16 @@ Global___KeepAliveResponse: _TypeAlias = KeepAliveResponse  # noqa: Y015
 
 @_typing.final
 class RefreshLeaseRequest(_message.Message):
+    """The request of RefreshLease."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     LEASE_ID_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     lease_id: _builtins.str
+    """The lease to refresh to its full TTL."""
     request_id: _builtins.str
+    """AIP-155 idempotency key."""
     def __init__(
         self,
         *,
@@ -164,12 +189,16 @@ Global___RefreshLeaseRequest: _TypeAlias = RefreshLeaseRequest  # noqa: Y015
 
 @_typing.final
 class RevokeLeaseRequest(_message.Message):
+    """The request of RevokeLease."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     LEASE_ID_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     lease_id: _builtins.str
+    """The lease to end now."""
     request_id: _builtins.str
+    """AIP-155 idempotency key: a retry answers what the first revocation released."""
     def __init__(
         self,
         *,
@@ -186,6 +215,8 @@ Global___RevokeLeaseRequest: _TypeAlias = RevokeLeaseRequest  # noqa: Y015
 
 @_typing.final
 class RevokeLeaseResponse(_message.Message):
+    """What RevokeLease ended."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     REVISION_FIELD_NUMBER: _builtins.int
@@ -195,10 +226,12 @@ class RevokeLeaseResponse(_message.Message):
     """The store revision of the revocation."""
     @_builtins.property
     def released_locks(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """What the revocation released and deleted."""
+        """The names of the locks the revocation released."""
 
     @_builtins.property
-    def deleted_keys(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def deleted_keys(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The keys of the attached resources the revocation deleted."""
+
     def __init__(
         self,
         *,
@@ -216,10 +249,13 @@ Global___RevokeLeaseResponse: _TypeAlias = RevokeLeaseResponse  # noqa: Y015
 
 @_typing.final
 class GetLeaseRequest(_message.Message):
+    """The request of GetLease."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     LEASE_ID_FIELD_NUMBER: _builtins.int
     lease_id: _builtins.str
+    """The lease to read."""
     def __init__(
         self,
         *,
@@ -232,3 +268,65 @@ class GetLeaseRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetLeaseRequest: _TypeAlias = GetLeaseRequest  # noqa: Y015
+
+@_typing.final
+class ListLeasesRequest(_message.Message):
+    """The request of ListLeases."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HOLDER_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    holder: _builtins.str
+    """Only leases granted with exactly this `holder`; empty lists every holder's."""
+    page_size: _builtins.int
+    """The most leases to return; 0 means the server default, larger values are lowered to the
+    server maximum.
+    """
+    page_token: _builtins.str
+    """`next_page_token` of the previous page; empty for the first page. A token is bound to the
+    `holder` it was issued for (INVALID_PAGE_TOKEN otherwise).
+    """
+    def __init__(
+        self,
+        *,
+        holder: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["holder", b"holder", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListLeasesRequest: _TypeAlias = ListLeasesRequest  # noqa: Y015
+
+@_typing.final
+class ListLeasesResponse(_message.Message):
+    """The answer of ListLeases."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LEASES_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """The token of the next page; empty on the last page."""
+    @_builtins.property
+    def leases(self) -> _containers.RepeatedCompositeFieldContainer[Global___Lease]:
+        """The page's leases, in lease id order."""
+
+    def __init__(
+        self,
+        *,
+        leases: _abc.Iterable[Global___Lease] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["leases", b"leases", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListLeasesResponse: _TypeAlias = ListLeasesResponse  # noqa: Y015

@@ -62,6 +62,11 @@ class LeaseServiceStub:
                 request_serializer=lockservice_dot_v1_dot_lease__pb2.GetLeaseRequest.SerializeToString,
                 response_deserializer=lockservice_dot_v1_dot_lease__pb2.Lease.FromString,
                 _registered_method=True)
+        self.ListLeases = channel.unary_unary(
+                '/lockservice.v1.LeaseService/ListLeases',
+                request_serializer=lockservice_dot_v1_dot_lease__pb2.ListLeasesRequest.SerializeToString,
+                response_deserializer=lockservice_dot_v1_dot_lease__pb2.ListLeasesResponse.FromString,
+                _registered_method=True)
 
 
 class LeaseServiceServicer:
@@ -81,6 +86,7 @@ class LeaseServiceServicer:
     def KeepAlive(self, request_iterator, context):
         """Keeps leases alive: each request refreshes one lease to its full TTL and is answered with
         its new expiry. The stream ends with NOT_FOUND / LEASE_NOT_FOUND when a lease is gone.
+        gRPC only (a bidirectional stream has no HTTP mapping): over HTTP, POST `:refresh`.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -105,6 +111,16 @@ class LeaseServiceServicer:
     def GetLease(self, request, context):
         """Reads a lease: remaining TTL, attached locks and resources.
         Errors: NOT_FOUND / LEASE_NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListLeases(self, request, context):
+        """Lists the live leases the caller owns (every live lease when authentication is off), in
+        lease id order, one page at a time (AIP-158), each with up to 100 of its lock names and 100
+        of its resource keys (GetLease lists them all).
+        Errors: INVALID_ARGUMENT / INVALID_PAGE_TOKEN.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -137,6 +153,11 @@ def add_LeaseServiceServicer_to_server(servicer, server):
                     servicer.GetLease,
                     request_deserializer=lockservice_dot_v1_dot_lease__pb2.GetLeaseRequest.FromString,
                     response_serializer=lockservice_dot_v1_dot_lease__pb2.Lease.SerializeToString,
+            ),
+            'ListLeases': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListLeases,
+                    request_deserializer=lockservice_dot_v1_dot_lease__pb2.ListLeasesRequest.FromString,
+                    response_serializer=lockservice_dot_v1_dot_lease__pb2.ListLeasesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -277,6 +298,33 @@ class LeaseService:
             '/lockservice.v1.LeaseService/GetLease',
             lockservice_dot_v1_dot_lease__pb2.GetLeaseRequest.SerializeToString,
             lockservice_dot_v1_dot_lease__pb2.Lease.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListLeases(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lockservice.v1.LeaseService/ListLeases',
+            lockservice_dot_v1_dot_lease__pb2.ListLeasesRequest.SerializeToString,
+            lockservice_dot_v1_dot_lease__pb2.ListLeasesResponse.FromString,
             options,
             channel_credentials,
             insecure,

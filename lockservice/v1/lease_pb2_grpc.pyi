@@ -43,6 +43,7 @@ class LeaseServiceStub:
     KeepAlive: _grpc.StreamStreamMultiCallable[_lease_pb2.KeepAliveRequest, _lease_pb2.KeepAliveResponse]
     """Keeps leases alive: each request refreshes one lease to its full TTL and is answered with
     its new expiry. The stream ends with NOT_FOUND / LEASE_NOT_FOUND when a lease is gone.
+    gRPC only (a bidirectional stream has no HTTP mapping): over HTTP, POST `:refresh`.
     """
     RefreshLease: _grpc.UnaryUnaryMultiCallable[_lease_pb2.RefreshLeaseRequest, _lease_pb2.Lease]
     """Refreshes a lease to its full TTL.
@@ -55,6 +56,12 @@ class LeaseServiceStub:
     GetLease: _grpc.UnaryUnaryMultiCallable[_lease_pb2.GetLeaseRequest, _lease_pb2.Lease]
     """Reads a lease: remaining TTL, attached locks and resources.
     Errors: NOT_FOUND / LEASE_NOT_FOUND.
+    """
+    ListLeases: _grpc.UnaryUnaryMultiCallable[_lease_pb2.ListLeasesRequest, _lease_pb2.ListLeasesResponse]
+    """Lists the live leases the caller owns (every live lease when authentication is off), in
+    lease id order, one page at a time (AIP-158), each with up to 100 of its lock names and 100
+    of its resource keys (GetLease lists them all).
+    Errors: INVALID_ARGUMENT / INVALID_PAGE_TOKEN.
     """
 
 @_typing.type_check_only
@@ -72,6 +79,7 @@ class LeaseServiceAsyncStub(LeaseServiceStub):
     KeepAlive: _aio.StreamStreamMultiCallable[_lease_pb2.KeepAliveRequest, _lease_pb2.KeepAliveResponse]  # type: ignore[assignment]
     """Keeps leases alive: each request refreshes one lease to its full TTL and is answered with
     its new expiry. The stream ends with NOT_FOUND / LEASE_NOT_FOUND when a lease is gone.
+    gRPC only (a bidirectional stream has no HTTP mapping): over HTTP, POST `:refresh`.
     """
     RefreshLease: _aio.UnaryUnaryMultiCallable[_lease_pb2.RefreshLeaseRequest, _lease_pb2.Lease]  # type: ignore[assignment]
     """Refreshes a lease to its full TTL.
@@ -84,6 +92,12 @@ class LeaseServiceAsyncStub(LeaseServiceStub):
     GetLease: _aio.UnaryUnaryMultiCallable[_lease_pb2.GetLeaseRequest, _lease_pb2.Lease]  # type: ignore[assignment]
     """Reads a lease: remaining TTL, attached locks and resources.
     Errors: NOT_FOUND / LEASE_NOT_FOUND.
+    """
+    ListLeases: _aio.UnaryUnaryMultiCallable[_lease_pb2.ListLeasesRequest, _lease_pb2.ListLeasesResponse]  # type: ignore[assignment]
+    """Lists the live leases the caller owns (every live lease when authentication is off), in
+    lease id order, one page at a time (AIP-158), each with up to 100 of its lock names and 100
+    of its resource keys (GetLease lists them all).
+    Errors: INVALID_ARGUMENT / INVALID_PAGE_TOKEN.
     """
 
 class LeaseServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -110,6 +124,7 @@ class LeaseServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_abc.Iterator[_lease_pb2.KeepAliveResponse], _abc.AsyncIterator[_lease_pb2.KeepAliveResponse]]:
         """Keeps leases alive: each request refreshes one lease to its full TTL and is answered with
         its new expiry. The stream ends with NOT_FOUND / LEASE_NOT_FOUND when a lease is gone.
+        gRPC only (a bidirectional stream has no HTTP mapping): over HTTP, POST `:refresh`.
         """
 
     @_abc_1.abstractmethod
@@ -140,6 +155,18 @@ class LeaseServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_lease_pb2.Lease, _abc.Awaitable[_lease_pb2.Lease]]:
         """Reads a lease: remaining TTL, attached locks and resources.
         Errors: NOT_FOUND / LEASE_NOT_FOUND.
+        """
+
+    @_abc_1.abstractmethod
+    def ListLeases(
+        self,
+        request: _lease_pb2.ListLeasesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_lease_pb2.ListLeasesResponse, _abc.Awaitable[_lease_pb2.ListLeasesResponse]]:
+        """Lists the live leases the caller owns (every live lease when authentication is off), in
+        lease id order, one page at a time (AIP-158), each with up to 100 of its lock names and 100
+        of its resource keys (GetLease lists them all).
+        Errors: INVALID_ARGUMENT / INVALID_PAGE_TOKEN.
         """
 
 def add_LeaseServiceServicer_to_server(servicer: LeaseServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -54,6 +54,11 @@ class LockServiceStub:
                 request_serializer=lockservice_dot_v1_dot_lock__pb2.GetLockRequest.SerializeToString,
                 response_deserializer=lockservice_dot_v1_dot_lock__pb2.Lock.FromString,
                 _registered_method=True)
+        self.ListLocks = channel.unary_unary(
+                '/lockservice.v1.LockService/ListLocks',
+                request_serializer=lockservice_dot_v1_dot_lock__pb2.ListLocksRequest.SerializeToString,
+                response_deserializer=lockservice_dot_v1_dot_lock__pb2.ListLocksResponse.FromString,
+                _registered_method=True)
 
 
 class LockServiceServicer:
@@ -93,6 +98,18 @@ class LockServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListLocks(self, request, context):
+        """Lists the locks whose names start with `prefix`, in name order, one page at a time
+        (AIP-158), each as GetLock answers it. Only locks the caller may read are listed; a lock the
+        caller may read but not take (no `lock` right) is listed with its holder, lease, token and
+        queued holders withheld (`detail_withheld`). A page may hold fewer locks than `page_size`
+        (even none) while `next_page_token` is set: locks the caller may not read are skipped.
+        Errors: INVALID_ARGUMENT / INVALID_KEY (bad prefix), INVALID_PAGE_TOKEN.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LockServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -110,6 +127,11 @@ def add_LockServiceServicer_to_server(servicer, server):
                     servicer.GetLock,
                     request_deserializer=lockservice_dot_v1_dot_lock__pb2.GetLockRequest.FromString,
                     response_serializer=lockservice_dot_v1_dot_lock__pb2.Lock.SerializeToString,
+            ),
+            'ListLocks': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListLocks,
+                    request_deserializer=lockservice_dot_v1_dot_lock__pb2.ListLocksRequest.FromString,
+                    response_serializer=lockservice_dot_v1_dot_lock__pb2.ListLocksResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -198,6 +220,33 @@ class LockService:
             '/lockservice.v1.LockService/GetLock',
             lockservice_dot_v1_dot_lock__pb2.GetLockRequest.SerializeToString,
             lockservice_dot_v1_dot_lock__pb2.Lock.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListLocks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lockservice.v1.LockService/ListLocks',
+            lockservice_dot_v1_dot_lock__pb2.ListLocksRequest.SerializeToString,
+            lockservice_dot_v1_dot_lock__pb2.ListLocksResponse.FromString,
             options,
             channel_credentials,
             insecure,

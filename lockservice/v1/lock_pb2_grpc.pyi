@@ -55,6 +55,14 @@ class LockServiceStub:
     """Reads the lock: holder, token, expiry, waiters, lock-delay.
     Errors: NOT_FOUND / LOCK_NOT_FOUND (never acquired).
     """
+    ListLocks: _grpc.UnaryUnaryMultiCallable[_lock_pb2.ListLocksRequest, _lock_pb2.ListLocksResponse]
+    """Lists the locks whose names start with `prefix`, in name order, one page at a time
+    (AIP-158), each as GetLock answers it. Only locks the caller may read are listed; a lock the
+    caller may read but not take (no `lock` right) is listed with its holder, lease, token and
+    queued holders withheld (`detail_withheld`). A page may hold fewer locks than `page_size`
+    (even none) while `next_page_token` is set: locks the caller may not read are skipped.
+    Errors: INVALID_ARGUMENT / INVALID_KEY (bad prefix), INVALID_PAGE_TOKEN.
+    """
 
 @_typing.type_check_only
 class LockServiceAsyncStub(LockServiceStub):
@@ -82,6 +90,14 @@ class LockServiceAsyncStub(LockServiceStub):
     GetLock: _aio.UnaryUnaryMultiCallable[_lock_pb2.GetLockRequest, _lock_pb2.Lock]  # type: ignore[assignment]
     """Reads the lock: holder, token, expiry, waiters, lock-delay.
     Errors: NOT_FOUND / LOCK_NOT_FOUND (never acquired).
+    """
+    ListLocks: _aio.UnaryUnaryMultiCallable[_lock_pb2.ListLocksRequest, _lock_pb2.ListLocksResponse]  # type: ignore[assignment]
+    """Lists the locks whose names start with `prefix`, in name order, one page at a time
+    (AIP-158), each as GetLock answers it. Only locks the caller may read are listed; a lock the
+    caller may read but not take (no `lock` right) is listed with its holder, lease, token and
+    queued holders withheld (`detail_withheld`). A page may hold fewer locks than `page_size`
+    (even none) while `next_page_token` is set: locks the caller may not read are skipped.
+    Errors: INVALID_ARGUMENT / INVALID_KEY (bad prefix), INVALID_PAGE_TOKEN.
     """
 
 class LockServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -125,6 +141,20 @@ class LockServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_lock_pb2.Lock, _abc.Awaitable[_lock_pb2.Lock]]:
         """Reads the lock: holder, token, expiry, waiters, lock-delay.
         Errors: NOT_FOUND / LOCK_NOT_FOUND (never acquired).
+        """
+
+    @_abc_1.abstractmethod
+    def ListLocks(
+        self,
+        request: _lock_pb2.ListLocksRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_lock_pb2.ListLocksResponse, _abc.Awaitable[_lock_pb2.ListLocksResponse]]:
+        """Lists the locks whose names start with `prefix`, in name order, one page at a time
+        (AIP-158), each as GetLock answers it. Only locks the caller may read are listed; a lock the
+        caller may read but not take (no `lock` right) is listed with its holder, lease, token and
+        queued holders withheld (`detail_withheld`). A page may hold fewer locks than `page_size`
+        (even none) while `next_page_token` is set: locks the caller may not read are skipped.
+        Errors: INVALID_ARGUMENT / INVALID_KEY (bad prefix), INVALID_PAGE_TOKEN.
         """
 
 def add_LockServiceServicer_to_server(servicer: LockServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

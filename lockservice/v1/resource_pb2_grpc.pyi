@@ -51,7 +51,8 @@ class ResourceServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> ResourceServiceAsyncStub: ...
     CreateResource: _grpc.UnaryUnaryMultiCallable[_resource_pb2.CreateResourceRequest, _resource_pb2.Resource]
-    """Creates a resource at version 1.
+    """Creates a resource at version 1. Over HTTP: PUT with `If-None-Match: *` and the raw value as
+    the body (its Content-Type is `content_type`); a PUT without it is UpdateResource.
     Errors: ALREADY_EXISTS / RESOURCE_EXISTS (with the current state); INVALID_ARGUMENT;
     NOT_FOUND / LEASE_NOT_FOUND when `lease_id` names no live lease.
     """
@@ -62,6 +63,8 @@ class ResourceServiceStub:
     """
     UpdateResource: _grpc.UnaryUnaryMultiCallable[_resource_pb2.UpdateResourceRequest, _resource_pb2.Resource]
     """Replaces the value, optionally only if `expected_version` / `expected_etag` still match.
+    Over HTTP: PUT with the raw value as the body; `If-Match` carries `expected_etag`, no
+    condition header is an upsert (`allow_missing`).
     Errors: ABORTED / VERSION_MISMATCH (with the current state); ABORTED / STALE_FENCE;
     NOT_FOUND / RESOURCE_NOT_FOUND unless `allow_missing`; INVALID_ARGUMENT.
     """
@@ -77,7 +80,9 @@ class ResourceServiceStub:
     INVALID_ARGUMENT / INVALID_ARGUMENT for a negative page_size.
     """
     ListResourceVersions: _grpc.UnaryUnaryMultiCallable[_resource_pb2.ListResourceVersionsRequest, _resource_pb2.ListResourceVersionsResponse]
-    """Lists the retained versions of a key, newest first.
+    """Lists the retained versions of a key, newest first. The HTTP path puts a literal segment
+    after the multi-segment key, as the adapter routes it; the HttpRule grammar wants `**` last,
+    so a transcoder that enforces that rule cannot route this method.
     Errors: NOT_FOUND / RESOURCE_NOT_FOUND; INVALID_ARGUMENT / INVALID_PAGE_TOKEN.
     """
     CompareAndSet: _grpc.UnaryUnaryMultiCallable[_resource_pb2.CompareAndSetRequest, _resource_pb2.Resource]
@@ -96,7 +101,8 @@ class ResourceServiceStub:
     """
     Watch: _grpc.UnaryStreamMultiCallable[_resource_pb2.WatchRequest, _resource_pb2.WatchResponse]
     """Streams changes to a key, or to every key under a prefix, from `start_revision`
-    (replaying retained history) or from now, in revision order.
+    (replaying retained history) or from now, in revision order. Over HTTP the adapter streams
+    Server-Sent Events, one WatchResponse per event.
     Errors: OUT_OF_RANGE / REVISION_COMPACTED naming the oldest retained revision;
     RESOURCE_EXHAUSTED / LIMIT_EXCEEDED when the consumer falls too far behind.
     """
@@ -124,7 +130,8 @@ class ResourceServiceAsyncStub(ResourceServiceStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     CreateResource: _aio.UnaryUnaryMultiCallable[_resource_pb2.CreateResourceRequest, _resource_pb2.Resource]  # type: ignore[assignment]
-    """Creates a resource at version 1.
+    """Creates a resource at version 1. Over HTTP: PUT with `If-None-Match: *` and the raw value as
+    the body (its Content-Type is `content_type`); a PUT without it is UpdateResource.
     Errors: ALREADY_EXISTS / RESOURCE_EXISTS (with the current state); INVALID_ARGUMENT;
     NOT_FOUND / LEASE_NOT_FOUND when `lease_id` names no live lease.
     """
@@ -135,6 +142,8 @@ class ResourceServiceAsyncStub(ResourceServiceStub):
     """
     UpdateResource: _aio.UnaryUnaryMultiCallable[_resource_pb2.UpdateResourceRequest, _resource_pb2.Resource]  # type: ignore[assignment]
     """Replaces the value, optionally only if `expected_version` / `expected_etag` still match.
+    Over HTTP: PUT with the raw value as the body; `If-Match` carries `expected_etag`, no
+    condition header is an upsert (`allow_missing`).
     Errors: ABORTED / VERSION_MISMATCH (with the current state); ABORTED / STALE_FENCE;
     NOT_FOUND / RESOURCE_NOT_FOUND unless `allow_missing`; INVALID_ARGUMENT.
     """
@@ -150,7 +159,9 @@ class ResourceServiceAsyncStub(ResourceServiceStub):
     INVALID_ARGUMENT / INVALID_ARGUMENT for a negative page_size.
     """
     ListResourceVersions: _aio.UnaryUnaryMultiCallable[_resource_pb2.ListResourceVersionsRequest, _resource_pb2.ListResourceVersionsResponse]  # type: ignore[assignment]
-    """Lists the retained versions of a key, newest first.
+    """Lists the retained versions of a key, newest first. The HTTP path puts a literal segment
+    after the multi-segment key, as the adapter routes it; the HttpRule grammar wants `**` last,
+    so a transcoder that enforces that rule cannot route this method.
     Errors: NOT_FOUND / RESOURCE_NOT_FOUND; INVALID_ARGUMENT / INVALID_PAGE_TOKEN.
     """
     CompareAndSet: _aio.UnaryUnaryMultiCallable[_resource_pb2.CompareAndSetRequest, _resource_pb2.Resource]  # type: ignore[assignment]
@@ -169,7 +180,8 @@ class ResourceServiceAsyncStub(ResourceServiceStub):
     """
     Watch: _aio.UnaryStreamMultiCallable[_resource_pb2.WatchRequest, _resource_pb2.WatchResponse]  # type: ignore[assignment]
     """Streams changes to a key, or to every key under a prefix, from `start_revision`
-    (replaying retained history) or from now, in revision order.
+    (replaying retained history) or from now, in revision order. Over HTTP the adapter streams
+    Server-Sent Events, one WatchResponse per event.
     Errors: OUT_OF_RANGE / REVISION_COMPACTED naming the oldest retained revision;
     RESOURCE_EXHAUSTED / LIMIT_EXCEEDED when the consumer falls too far behind.
     """
@@ -200,7 +212,8 @@ class ResourceServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _resource_pb2.CreateResourceRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_resource_pb2.Resource, _abc.Awaitable[_resource_pb2.Resource]]:
-        """Creates a resource at version 1.
+        """Creates a resource at version 1. Over HTTP: PUT with `If-None-Match: *` and the raw value as
+        the body (its Content-Type is `content_type`); a PUT without it is UpdateResource.
         Errors: ALREADY_EXISTS / RESOURCE_EXISTS (with the current state); INVALID_ARGUMENT;
         NOT_FOUND / LEASE_NOT_FOUND when `lease_id` names no live lease.
         """
@@ -223,6 +236,8 @@ class ResourceServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_resource_pb2.Resource, _abc.Awaitable[_resource_pb2.Resource]]:
         """Replaces the value, optionally only if `expected_version` / `expected_etag` still match.
+        Over HTTP: PUT with the raw value as the body; `If-Match` carries `expected_etag`, no
+        condition header is an upsert (`allow_missing`).
         Errors: ABORTED / VERSION_MISMATCH (with the current state); ABORTED / STALE_FENCE;
         NOT_FOUND / RESOURCE_NOT_FOUND unless `allow_missing`; INVALID_ARGUMENT.
         """
@@ -256,7 +271,9 @@ class ResourceServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _resource_pb2.ListResourceVersionsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_resource_pb2.ListResourceVersionsResponse, _abc.Awaitable[_resource_pb2.ListResourceVersionsResponse]]:
-        """Lists the retained versions of a key, newest first.
+        """Lists the retained versions of a key, newest first. The HTTP path puts a literal segment
+        after the multi-segment key, as the adapter routes it; the HttpRule grammar wants `**` last,
+        so a transcoder that enforces that rule cannot route this method.
         Errors: NOT_FOUND / RESOURCE_NOT_FOUND; INVALID_ARGUMENT / INVALID_PAGE_TOKEN.
         """
 
@@ -293,7 +310,8 @@ class ResourceServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_resource_pb2.WatchResponse], _abc.AsyncIterator[_resource_pb2.WatchResponse]]:
         """Streams changes to a key, or to every key under a prefix, from `start_revision`
-        (replaying retained history) or from now, in revision order.
+        (replaying retained history) or from now, in revision order. Over HTTP the adapter streams
+        Server-Sent Events, one WatchResponse per event.
         Errors: OUT_OF_RANGE / REVISION_COMPACTED naming the oldest retained revision;
         RESOURCE_EXHAUSTED / LIMIT_EXCEEDED when the consumer falls too far behind.
         """

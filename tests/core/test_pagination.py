@@ -5,7 +5,13 @@ import base64
 import pytest
 
 from lockservice.core.limits import Limits
-from lockservice.core.pagination import MAX_PAGE_TOKEN_CHARS, decode_page_token, encode_page_token, page_size
+from lockservice.core.pagination import (
+    MAX_PAGE_TOKEN_CHARS,
+    decode_page_token,
+    encode_page_token,
+    page_size,
+    rows_within_bytes,
+)
 from lockservice.errors import InvalidArgument, InvalidPageToken
 
 SECRET = b"s" * 32
@@ -80,3 +86,18 @@ def test_page_size_default_cap_and_negative() -> None:
     assert page_size(5000, limits) == 1000
     with pytest.raises(InvalidArgument, match="page_size must not be negative"):
         page_size(-1, limits)
+
+
+@pytest.mark.parametrize(
+    ("sizes", "max_bytes", "kept"),
+    [
+        ([10, 10, 10], 30, 3),  # all fit exactly
+        ([10, 10, 10], 25, 2),  # the row that crosses the limit goes to the next page
+        ([100, 1], 10, 1),  # one row always makes a page, however large
+        ([], 10, 0),
+    ],
+)
+def test_rows_within_bytes_keeps_what_a_reply_carries_and_at_least_one(
+    sizes: list[int], max_bytes: int, kept: int
+) -> None:
+    assert rows_within_bytes(sizes, lambda size: size, max_bytes) == kept

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from lockservice import errors
@@ -10,8 +12,10 @@ from lockservice.core.visibility import EVERYTHING, Visibility
 from lockservice.model import (
     ConflictState,
     DeleteResult,
+    LockListing,
     LockState,
     LockView,
+    LockWaiter,
     OperationResult,
     Resource,
     TransactResult,
@@ -159,3 +163,56 @@ def test_a_release_answers_the_next_holder_only_to_a_reader() -> None:
     assert (freed.expire_time_us, freed.waiters) == (0, 0)
     assert WRITER.acquired(taken_over) == LockView(state=HELD, expire_time_us=3, waiters=0)
     assert READER.acquired(taken_over) is taken_over
+
+
+QUEUED = LockWaiter(
+    waiter_id="waiter-b",
+    name="orders/lock",
+    seq=1,
+    holder="worker-b",
+    lease_id="lease-b",
+    ttl_seconds=30,
+    lock_delay_us=0,
+    request_id="request-b",
+    fingerprint="fingerprint-b",
+    deadline_us=99,
+)
+LISTED = LockListing(view=LockView(state=HELD, expire_time_us=3, waiters=1), queue=(QUEUED,))
+
+
+def test_a_listing_shows_a_lock_whole_to_a_caller_with_read_and_lock_rights() -> None:
+    assert READER.listed(LISTED) == LISTED
+    assert EVERYTHING.listed(LISTED) == LISTED
+
+
+def test_a_listing_leaves_out_a_lock_the_caller_may_not_read() -> None:
+    assert WRITER.listed(LISTED) is None
+    assert (
+        READER.listed(
+            LockListing(view=LockView(state=replace(HELD, name="other/lock"), expire_time_us=3, waiters=0))
+        )
+        is None
+    )
+
+
+def test_a_listing_withholds_the_holder_of_a_lock_the_caller_may_read_but_not_take() -> None:
+    viewer = Visibility(AccessPolicy([Grant("viewer", "orders/", frozenset({Right.READ}))]), "viewer")
+    shown = viewer.listed(LISTED)
+    assert shown == LockListing(
+        view=LockView(
+            state=replace(HELD, holder="", lease_id="", token=0, grant_id=""), expire_time_us=3, waiters=1
+        ),
+        queue=(
+            LockWaiter(
+                waiter_id="",
+                name="orders/lock",
+                seq=1,
+                holder="",
+                lease_id="",
+                ttl_seconds=0,
+                lock_delay_us=0,
+                deadline_us=99,
+            ),
+        ),
+        detail_withheld=True,
+    )

@@ -7,22 +7,21 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import json
-import subprocess
-import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import grpc
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import ServerProcess
+from tests.conftest import READINESS_CHANNEL_OPTIONS, ServerProcess
 
 _ONE_DAY = datetime.timedelta(days=1)
 SERVING = health_pb2.HealthCheckResponse.SERVING
@@ -135,42 +134,8 @@ def tls_channel(address: str, ca: Pem, client: Pem | None = None) -> grpc.Channe
     )
     # A subchannel pool of its own: channels to one address with other credentials must not
     # share a connection (nor its failed handshake).
-    return grpc.secure_channel(address, credentials, options=[("grpc.use_local_subchannel_pool", 1)])
-
-
-def wait_serving(server: ServerProcess, channel: grpc.Channel, timeout: float = 20.0) -> None:
-    """Waits for SERVING over `channel` (a TLS one, where the fixture's plaintext probe cannot)."""
-    health = health_pb2_grpc.HealthStub(channel)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert server.process is not None
-        if server.process.poll() is not None:
-            raise RuntimeError(f"server exited with {server.process.returncode}:\n{server.logs()}")
-        try:
-            reply = health.Check(health_pb2.HealthCheckRequest(), timeout=1.0)
-            if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                return
-        except grpc.RpcError:
-            pass
-        time.sleep(0.05)
-    raise RuntimeError(f"server not serving after {timeout}s:\n{server.logs()}")
-
-
-def wait_process_serving(address: str, process: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
-    """Waits for SERVING from a server the test started by hand, in plaintext."""
-    deadline = time.monotonic() + timeout
-    with grpc.insecure_channel(address) as channel:
-        health = health_pb2_grpc.HealthStub(channel)
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise RuntimeError(f"server exited with {process.returncode}")
-            try:
-                if health.Check(health_pb2.HealthCheckRequest(), timeout=1.0).status == SERVING:
-                    return
-            except grpc.RpcError:
-                pass
-            time.sleep(0.05)
-    raise RuntimeError(f"no server serving at {address} after {timeout}s")
+    options = [("grpc.use_local_subchannel_pool", 1), *READINESS_CHANNEL_OPTIONS]
+    return grpc.secure_channel(address, credentials, options=options)
 
 
 def write_tokens(directory: Path, tokens: dict[str, str]) -> Path:
@@ -180,6 +145,35 @@ def write_tokens(directory: Path, tokens: dict[str, str]) -> Path:
     path.write_text("\n".join(lines) + "\n")
     path.chmod(0o600)
     return path
+
+
+class PolicyServers:
+    """A module's servers with bearer `tokens` (identity -> token) and the TOML `policy`: one
+    per backend, started on first use and shared by the module's tests; `stop()` ends them."""
+
+    def __init__(self, name: str, policy: str, tokens: dict[str, str]) -> None:
+        self._name = name
+        self._policy = policy
+        self._tokens = tokens
+        self._servers: dict[str, ServerProcess] = {}
+
+    def get(self, backend: str, tmp_path_factory: pytest.TempPathFactory) -> ServerProcess:
+        server = self._servers.get(backend)
+        if server is None:
+            workdir = tmp_path_factory.mktemp(f"{self._name}-{backend}")
+            policy_file = workdir / "policy.toml"
+            policy_file.write_text(self._policy)
+            tokens_file = write_tokens(workdir, self._tokens)
+            server = ServerProcess(
+                workdir, backend, ["--auth-tokens", str(tokens_file), "--auth-policy", str(policy_file)]
+            ).start()
+            self._servers[backend] = server
+        return server
+
+    def stop(self) -> None:
+        for server in self._servers.values():
+            server.stop()
+        self._servers.clear()
 
 
 def bearer(token: str) -> tuple[tuple[str, str]]:

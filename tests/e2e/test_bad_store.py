@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from lockservice.store.sqlite import SqliteStore
-from tests.conftest import LOCKSERVICE, free_port
+from tests.conftest import LOCKSERVICE, closed_port, free_port
 from tests.e2e.mounts import fill, read_only, small_disk
 
 
@@ -88,8 +88,8 @@ def test_a_full_disk(tmp_path: Path) -> None:
 def test_an_unreachable_postgresql(tmp_path: Path) -> None:
     """Fails after a bounded wait (10 s: time for a database started beside it to accept), not
     at once, so `docker compose up` starting both does not fail on the race."""
-    port = free_port()  # nothing listens there
-    code, lines, seconds = _serve("--store", f"postgresql://lock:s3cret@127.0.0.1:{port}/orders")
+    with closed_port() as port:
+        code, lines, seconds = _serve("--store", f"postgresql://lock:s3cret@127.0.0.1:{port}/orders")
     _assert_one_line(code, lines, f"127.0.0.1:{port}", "orders", "refused")
     assert "s3cret" not in lines[0]
     assert 8 <= seconds < 30

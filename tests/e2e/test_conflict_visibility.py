@@ -24,7 +24,7 @@ from google.protobuf.duration_pb2 import Duration
 
 from lockservice.v1 import errors_pb2, lock_pb2, lock_pb2_grpc, resource_pb2, resource_pb2_grpc
 from tests.conftest import ServerProcess
-from tests.e2e.ops_support import bearer, write_tokens
+from tests.e2e.ops_support import PolicyServers, bearer
 from tests.e2e.support import assert_conflict_is, conflict_of, expect_failure
 from tests.http.support import assert_problem, gateway
 
@@ -59,31 +59,19 @@ WITHHELD = "; its current state is withheld: this identity may not read it"
 ABORTED = grpc.StatusCode.ABORTED
 DENIED = grpc.StatusCode.PERMISSION_DENIED
 
-_servers: dict[str, ServerProcess] = {}
+_servers = PolicyServers("visibility", POLICY, TOKENS)
 
 
 @pytest.fixture(scope="module", autouse=True)
 def _stop_servers() -> Iterator[None]:
     yield
-    for server in _servers.values():
-        server.stop()
-    _servers.clear()
+    _servers.stop()
 
 
 @pytest.fixture
 def policy_server(backend: str, tmp_path_factory: pytest.TempPathFactory) -> ServerProcess:
     """A server per backend with bearer tokens and the policy above, shared by the module."""
-    server = _servers.get(backend)
-    if server is None:
-        workdir: Path = tmp_path_factory.mktemp(f"visibility-{backend}")
-        policy = workdir / "policy.toml"
-        policy.write_text(POLICY)
-        tokens = write_tokens(workdir, TOKENS)
-        server = ServerProcess(
-            workdir, backend, ["--auth-tokens", str(tokens), "--auth-policy", str(policy)]
-        ).start()
-        _servers[backend] = server
-    return server
+    return _servers.get(backend, tmp_path_factory)
 
 
 @pytest.fixture

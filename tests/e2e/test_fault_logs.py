@@ -1,8 +1,8 @@
 """An unexpected fault is logged with its traceback, but never with the frames' local variables:
-they hold the request's key, value, page token (issue #14, item 5; README "Logs").
+they hold the request's key, value, page token (issue #14, item 5; "Logs" in docs/operations.md).
 
 The fault is provoked in a real server process by patching one core function in that process
-(`_write`, which every create runs) to raise: no test-only hook in the production code.
+(`write_version`, which every create runs) to raise: no test-only hook in the production code.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from lockservice.cli import main
 def _write(txn, key, value, content_type, lease_id):
     raise RuntimeError("the store exploded")
 
-resources._write = _write
+resources.write_version = _write
 sys.exit(main(sys.argv[1:]))
 """
 

@@ -67,14 +67,13 @@ def _run_paused_holder(
         assert holder.stdout is not None and holder.stdin is not None
         old_token = int(holder.stdout.readline())
         holder.send_signal(signal.SIGSTOP)
-        # Another client queues; it gets the lock once the stopped holder's 1 s lease runs out.
-        wait = Duration(seconds=10)
-        started = time.monotonic()
+        # Another client queues; it gets the lock once the stopped holder's 1 s lease runs out
+        # (within its 30 s wait: how soon after the deadline is tests/core/test_locks.py's).
+        wait = Duration(seconds=30)
         new = locks.AcquireLock(
             lock_pb2.AcquireLockRequest(name=name, ttl_seconds=30, holder="successor", wait_timeout=wait),
-            timeout=20,
+            timeout=40,
         )
-        assert time.monotonic() - started < 3.0
         assert new.token == old_token + 1
         written = resources.UpdateResource(
             resource_pb2.UpdateResourceRequest(

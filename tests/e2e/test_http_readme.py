@@ -4,14 +4,13 @@ the adapter, and its route table names every route of the OpenAPI document."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any
 
 from tests.conftest import ServerProcess
+from tests.docs import section
 from tests.http.support import assert_problem, documented_operations, serving
 
-README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-SECTION = README.split("## HTTP adapter", 1)[1].split("\n## ", 1)[0]
+SECTION = section("HTTP adapter")
 
 
 def test_the_mounting_example_serves_the_adapter_and_its_409s(server: ServerProcess, prefix: str) -> None:

@@ -20,7 +20,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from lockservice.v1 import resource_pb2, resource_pb2_grpc
-from tests.conftest import LOCKSERVICE, ServerProcess, free_port
+from tests.conftest import LOCKSERVICE, ServerProcess, free_port, wait_until_serving
 from tests.e2e.support import ServerFactory, assert_missing, create, get, update
 
 Stub = resource_pb2_grpc.ResourceServiceStub
@@ -32,23 +32,6 @@ def clean_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LOCKSERVICE_")}
     env.update(extra)
     return env
-
-
-def wait_serving(address: str, process: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    with grpc.insecure_channel(address) as channel:
-        health = health_pb2_grpc.HealthStub(channel)
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise AssertionError(f"server exited with {process.returncode}")
-            try:
-                reply = health.Check(health_pb2.HealthCheckRequest(service=""), timeout=1.0)
-                if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-            except grpc.RpcError:
-                pass
-            time.sleep(0.05)
-    raise AssertionError(f"no server serving at {address} after {timeout}s")
 
 
 @pytest.fixture
@@ -291,7 +274,7 @@ def test_listen_environment_variable_is_honoured(
         stderr=subprocess.DEVNULL,
     )
     spawned.append(process)
-    wait_serving(address, process)
+    wait_until_serving(address, process)
     with grpc.insecure_channel(address) as channel:
         resources = resource_pb2_grpc.ResourceServiceStub(channel)
         assert create(resources, f"{prefix}/k", b"v").version == 1
@@ -311,7 +294,7 @@ def test_flag_beats_environment_variable(
         stderr=subprocess.DEVNULL,
     )
     spawned.append(process)
-    wait_serving(address, process)
+    wait_until_serving(address, process)
     with grpc.insecure_channel(address) as channel:
         assert create(resource_pb2_grpc.ResourceServiceStub(channel), f"{prefix}/k", b"v").version == 1
     assert (tmp_path / "flag.db").exists()

@@ -15,8 +15,8 @@ import grpc
 import pytest
 
 from lockservice.v1 import resource_pb2, resource_pb2_grpc
-from tests.conftest import LOCKSERVICE, ServerProcess, free_port
-from tests.e2e.ops_support import scrape, wait_process_serving
+from tests.conftest import LOCKSERVICE, ServerProcess, free_port, wait_until_serving
+from tests.e2e.ops_support import scrape
 from tests.e2e.support import create
 
 pytestmark = pytest.mark.backend_specific("sqlite", reason="configuration is read before a store is opened")
@@ -54,7 +54,7 @@ def test_a_config_file_sets_what_flags_and_variables_do_not(
     )
     spawned.append(process)
     address = f"127.0.0.1:{flag_port}"  # the flag beats the file
-    wait_process_serving(address, process)
+    wait_until_serving(address, process)
     with grpc.insecure_channel(address) as channel:
         assert create(resource_pb2_grpc.ResourceServiceStub(channel), f"{prefix}/k", b"v").version == 1
     assert (tmp_path / "env.db").exists()  # the variable beats the file

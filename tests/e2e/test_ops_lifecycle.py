@@ -17,7 +17,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from lockservice.v1 import lease_pb2, lease_pb2_grpc, lock_pb2, lock_pb2_grpc, resource_pb2, resource_pb2_grpc
 from tests.conftest import LOCKSERVICE, ServerProcess, free_port
 from tests.e2e.ops_support import log_records
-from tests.e2e.support import ServerFactory, assert_missing, create, expect_failure
+from tests.e2e.support import ServerFactory, assert_missing, expect_failure
 
 SQLITE_ONLY = pytest.mark.backend_specific(
     "sqlite", reason="the drain, signals and the listening socket are the same for every store"
@@ -186,10 +186,16 @@ def test_a_health_port_serves_probes_and_nothing_else(server_factory: ServerFact
 
 @SQLITE_ONLY
 def test_the_callers_request_id_is_logged(server_factory: ServerFactory, prefix: str) -> None:
+    """Two ids under two keys: the idempotency key of a write (`request_id`) and the caller's
+    x-request-id (`correlation_id`), never one standing in for the other."""
     server = server_factory().start()
     with grpc.insecure_channel(server.address) as channel:
         resources = resource_pb2_grpc.ResourceServiceStub(channel)
-        create(resources, f"{prefix}/k", b"v")
+        resources.CreateResource(
+            resource_pb2.CreateResourceRequest(key=f"{prefix}/k", value=b"v", request_id="idem-1"),
+            metadata=(("x-request-id", "req-0001"),),
+            timeout=5,
+        )
         resources.GetResource(
             resource_pb2.GetResourceRequest(key=f"{prefix}/k"),
             metadata=(("x-request-id", "req-7f3a"),),
@@ -207,10 +213,10 @@ def test_the_callers_request_id_is_logged(server_factory: ServerFactory, prefix:
     while len(log_records(server, "rpc")) < 3 and time.monotonic() < deadline:
         time.sleep(0.02)
     records = log_records(server, "rpc")
-    assert [(r["method"], r["code"], r["request_id"]) for r in records] == [
-        ("CreateResource", "OK", None),
-        ("GetResource", "OK", "req-7f3a"),
-        ("GetResource", "INVALID_ARGUMENT", None),
+    assert [(r["method"], r["code"], r["request_id"], r["correlation_id"]) for r in records] == [
+        ("CreateResource", "OK", "idem-1", "req-0001"),
+        ("GetResource", "OK", None, "req-7f3a"),
+        ("GetResource", "INVALID_ARGUMENT", None, None),
     ]
 
 

@@ -9,7 +9,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2
 
-from lockservice.v1 import lease_pb2, lock_pb2, lock_pb2_grpc, resource_pb2, resource_pb2_grpc
+from lockservice.v1 import lease_pb2, lease_pb2_grpc, lock_pb2, lock_pb2_grpc, resource_pb2, resource_pb2_grpc
 from tests.conftest import free_port
 from tests.e2e.ops_support import scrape
 from tests.e2e.support import ServerFactory, create, expect_failure
@@ -177,3 +177,18 @@ def test_corrupt_messages_with_metrics_on_are_invalid_argument_on_every_method(
         key[0] == "lockservice_rpc_calls_total" and ("code", "UNKNOWN") in key[1] for key in samples
     )
     assert '"rpc failed"' not in server.logs()
+
+
+def test_lease_expiries_are_counted(server_factory: ServerFactory, prefix: str) -> None:
+    """A lease left to its deadline is ended by the expiry task: one more expiry; a revoked one
+    is no expiry."""
+    port = free_port()
+    server = server_factory(["--metrics-listen", f"127.0.0.1:{port}"]).start()
+    with grpc.insecure_channel(server.address) as channel:
+        leases = lease_pb2_grpc.LeaseServiceStub(channel)
+        revoked = leases.GrantLease(lease_pb2.GrantLeaseRequest(ttl_seconds=30), timeout=5)
+        leases.RevokeLease(lease_pb2.RevokeLeaseRequest(lease_id=revoked.lease_id), timeout=5)
+        leases.GrantLease(lease_pb2.GrantLeaseRequest(ttl_seconds=1), timeout=5)
+        samples = wait_for(port, "lockservice_lease_expiries_total", 1)
+    assert value(samples, "lockservice_lease_expiries_total") == 1
+    assert server.stop() == 0

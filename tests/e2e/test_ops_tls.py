@@ -13,8 +13,8 @@ import grpc
 import pytest
 
 from lockservice.v1 import resource_pb2, resource_pb2_grpc
-from tests.conftest import LOCKSERVICE, ServerProcess
-from tests.e2e.ops_support import CertificateAuthority, Pem, tls_channel, wait_serving
+from tests.conftest import LOCKSERVICE, ServerProcess, wait_until_serving
+from tests.e2e.ops_support import CertificateAuthority, Pem, tls_channel
 from tests.e2e.support import ServerFactory, expect_failure
 
 pytestmark = pytest.mark.backend_specific("sqlite", reason="TLS ends before the store is reached")
@@ -27,8 +27,9 @@ def ca(tmp_path: Path) -> CertificateAuthority:
 
 def start_tls(server: ServerProcess, ca: CertificateAuthority, client: Pem | None = None) -> ServerProcess:
     server.launch()
+    assert server.process is not None
     with tls_channel(server.address, ca.pem, client) as channel:
-        wait_serving(server, channel)
+        wait_until_serving(server.address, server.process, logs=server.logs, channel=channel)
     return server
 
 

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 
 import grpc
 import pytest
 from google.protobuf.duration_pb2 import Duration
 
 from lockservice.v1 import lease_pb2, lease_pb2_grpc, lock_pb2, lock_pb2_grpc, resource_pb2, resource_pb2_grpc
-from tests.conftest import ServerProcess
+from tests.conftest import ServerProcess, recycle_database, require_postgres
 from tests.e2e.db_proxy import DatabaseProxy
 from tests.e2e.support import ServerFactory, expect_failure, get
 from tests.e2e.test_watch import watching
@@ -24,9 +25,31 @@ pytestmark = pytest.mark.backend_specific("postgres", reason="replicas share a P
 
 @pytest.fixture
 def replicas(server_factory: ServerFactory) -> list[ServerProcess]:
+    """Three replicas of the test's own, for a test that kills one."""
     first = server_factory(name="replica").start()
     others = [server_factory(name="replica", store_url=first.store_url).start() for _ in range(2)]
     return [first, *others]
+
+
+@pytest.fixture(scope="module")
+def shared_replicas(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[ServerProcess]]:
+    """Three replicas shared by the module's tests that neither kill nor cut anything: each
+    writes under its own `prefix`, so they stay independent without starting three servers
+    each."""
+    require_postgres()
+    workdir = tmp_path_factory.mktemp("replicas")
+    first = ServerProcess(workdir / "0", "postgres")
+    group = [first] + [ServerProcess(workdir / str(i), "postgres", store_url=first.store_url) for i in (1, 2)]
+    try:
+        for server in group:
+            server.workdir.mkdir()
+            server.start()
+        yield group
+    finally:
+        for server in group:
+            if server.process is not None and server.process.poll() is None:
+                server.stop()
+        recycle_database(first.store_url)
 
 
 def _stubs(
@@ -53,9 +76,11 @@ def test_replicas_started_at_once_on_an_empty_database_all_serve(
         assert created.mod_revision == index + 1
 
 
-def test_contending_cas_across_replicas_loses_no_update(replicas: list[ServerProcess], prefix: str) -> None:
+def test_contending_cas_across_replicas_loses_no_update(
+    shared_replicas: list[ServerProcess], prefix: str
+) -> None:
     key = f"{prefix}/counter"
-    _, resources, _ = _stubs(replicas[0].address)
+    _, resources, _ = _stubs(shared_replicas[0].address)
     resources.CreateResource(resource_pb2.CreateResourceRequest(key=key, value=b"0"), timeout=10)
     successes = 0
     unexpected: list[str] = []
@@ -63,7 +88,7 @@ def test_contending_cas_across_replicas_loses_no_update(replicas: list[ServerPro
 
     def incrementer(index: int) -> None:
         nonlocal successes
-        with grpc.insecure_channel(replicas[index % 3].address) as channel:
+        with grpc.insecure_channel(shared_replicas[index % 3].address) as channel:
             stub = resource_pb2_grpc.ResourceServiceStub(channel)
             done = 0
             for _ in range(200):
@@ -100,7 +125,9 @@ def test_contending_cas_across_replicas_loses_no_update(replicas: list[ServerPro
     assert (int(final.value), final.version) == (72, 73)
 
 
-def test_lock_contenders_across_replicas_never_overlap(replicas: list[ServerProcess], prefix: str) -> None:
+def test_lock_contenders_across_replicas_never_overlap(
+    shared_replicas: list[ServerProcess], prefix: str
+) -> None:
     name = f"{prefix}/hot"
     inside = overlaps = 0
     tokens: list[int] = []
@@ -109,7 +136,7 @@ def test_lock_contenders_across_replicas_never_overlap(replicas: list[ServerProc
 
     def contender(index: int) -> None:
         nonlocal inside, overlaps
-        with grpc.insecure_channel(replicas[index % 3].address) as channel:
+        with grpc.insecure_channel(shared_replicas[index % 3].address) as channel:
             stub = lock_pb2_grpc.LockServiceStub(channel)
             try:
                 for _ in range(3):
@@ -141,11 +168,11 @@ def test_lock_contenders_across_replicas_never_overlap(replicas: list[ServerProc
 
 
 def test_a_release_on_one_replica_wakes_a_waiter_on_another_at_once(
-    replicas: list[ServerProcess], prefix: str
+    shared_replicas: list[ServerProcess], prefix: str
 ) -> None:
     name = f"{prefix}/wake"
-    _, _, locks_a = _stubs(replicas[0].address)
-    _, _, locks_b = _stubs(replicas[1].address)
+    _, _, locks_a = _stubs(shared_replicas[0].address)
+    _, _, locks_b = _stubs(shared_replicas[1].address)
     held = locks_a.AcquireLock(lock_pb2.AcquireLockRequest(name=name, ttl_seconds=30), timeout=10)
     waiter = locks_b.AcquireLock.future(
         lock_pb2.AcquireLockRequest(name=name, ttl_seconds=30, holder="b", wait_timeout=Duration(seconds=30)),
@@ -164,14 +191,14 @@ def test_a_release_on_one_replica_wakes_a_waiter_on_another_at_once(
 
 
 def test_a_watch_on_one_replica_sees_every_replicas_writes_in_order(
-    replicas: list[ServerProcess], prefix: str
+    shared_replicas: list[ServerProcess], prefix: str
 ) -> None:
-    _, watcher_stub, _ = _stubs(replicas[2].address)
+    _, watcher_stub, _ = _stubs(shared_replicas[2].address)
     acknowledged: list[int] = []
     guard = threading.Lock()
 
     def writer(index: int) -> None:
-        with grpc.insecure_channel(replicas[index % 2].address) as channel:
+        with grpc.insecure_channel(shared_replicas[index % 2].address) as channel:
             stub = resource_pb2_grpc.ResourceServiceStub(channel)
             for i in range(25):
                 done = stub.UpdateResource(
@@ -193,7 +220,7 @@ def test_a_watch_on_one_replica_sees_every_replicas_writes_in_order(
         events = reader.events(100, timeout=30)
     assert [e.revision for e in events] == sorted(acknowledged)
     # Resuming on another replica from a revision replays the same history.
-    _, other_stub, _ = _stubs(replicas[0].address)
+    _, other_stub, _ = _stubs(shared_replicas[0].address)
     middle = events[50].revision
     with watching(other_stub, key=f"{prefix}/", prefix=True, start_revision=middle) as reader:
         reader.next()
@@ -295,9 +322,11 @@ def test_a_lost_database_answers_unavailable_and_recovers(
         assert (updated.version, updated.value) == (2, b"3")
 
 
-def test_a_page_token_from_one_replica_pages_on_another(replicas: list[ServerProcess], prefix: str) -> None:
+def test_a_page_token_from_one_replica_pages_on_another(
+    shared_replicas: list[ServerProcess], prefix: str
+) -> None:
     """The page-token secret lives in the database, so every replica of the store accepts it."""
-    _, resources, _ = _stubs(replicas[0].address)
+    _, resources, _ = _stubs(shared_replicas[0].address)
     for name in ("a", "b", "c"):
         resources.CreateResource(
             resource_pb2.CreateResourceRequest(key=f"{prefix}/{name}", value=b"x"), timeout=10
@@ -305,7 +334,7 @@ def test_a_page_token_from_one_replica_pages_on_another(replicas: list[ServerPro
     token = resources.ListResources(
         resource_pb2.ListResourcesRequest(prefix=f"{prefix}/", page_size=1), timeout=10
     ).next_page_token
-    for replica in replicas[1:]:
+    for replica in shared_replicas[1:]:
         _, other, _ = _stubs(replica.address)
         page = other.ListResources(
             resource_pb2.ListResourcesRequest(prefix=f"{prefix}/", page_size=1, page_token=token), timeout=10

@@ -18,13 +18,15 @@ from typing import Any
 import grpc
 import httpx
 import pytest
+from google.protobuf.duration_pb2 import Duration
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 from lockservice_client import Client, StoreUnavailable
 
-from lockservice.v1 import resource_pb2, resource_pb2_grpc
+from lockservice.v1 import lock_pb2, lock_pb2_grpc, resource_pb2, resource_pb2_grpc
 from tests.conftest import LOCKSERVICE, ServerProcess, free_port
 from tests.e2e.db_proxy import DatabaseProxy
+from tests.e2e.ops_support import scrape
 from tests.e2e.support import ServerFactory
 from tests.grpc_errors import Failure, decode
 
@@ -113,7 +115,7 @@ def test_calls_answer_unavailable_within_their_deadline(
                 with pytest.raises(StoreUnavailable):
                     client.get(key)
                 assert time.monotonic() - started < timeout
-        # Without a deadline the wait is bounded too (5 s, documented in the README).
+        # Without a deadline the wait is bounded too (5 s, "When the store fails" in docs/operations.md).
         failure, seconds = _timed_failure(stub.GetResource, resource_pb2.GetResourceRequest(key=key), None)
         assert (failure.code, failure.reason) == (grpc.StatusCode.UNAVAILABLE, "STORE_UNAVAILABLE")
         assert seconds < 8.0
@@ -178,3 +180,57 @@ def test_probes_follow_the_database_and_the_log_stays_short(
     recovered = [r for r in _records(server) if r.get("event") == "database reachable again"]
     assert len(recovered) == 1
     assert recovered[0]["level"] == "info"
+
+
+def test_the_store_available_metric_follows_the_database(
+    server_factory: ServerFactory, proxy: DatabaseProxy
+) -> None:
+    """`lockservice_store_available`, which the alert LockserviceStoreUnavailable reads, turns 0
+    with the health status and back to 1 with it (one listener call sets both)."""
+    metrics_port = free_port()
+    server = _outage_server(server_factory, proxy, "--metrics-listen", f"127.0.0.1:{metrics_port}")
+    assert scrape(metrics_port)["lockservice_store_available", ()] == 1
+    proxy.cut()
+    try:
+        _wait_for_health(server.address, health_pb2.HealthCheckResponse.NOT_SERVING, within=10)
+        assert scrape(metrics_port)["lockservice_store_available", ()] == 0
+    finally:
+        proxy.restore()
+    _wait_for_health(server.address, health_pb2.HealthCheckResponse.SERVING, within=20)
+    assert scrape(metrics_port)["lockservice_store_available", ()] == 1
+    assert server.stop() == 0
+
+
+def test_a_waiter_whose_lock_arrived_while_its_replica_lost_the_database_gets_it_on_reconnect(
+    server_factory: ServerFactory, proxy: DatabaseProxy, prefix: str
+) -> None:
+    """The hand-over commits on a replica that can reach PostgreSQL while the waiter's replica
+    cannot: the NOTIFY that would wake the waiter is lost with its listening connection. Once
+    that connection is back, the replica checks its waits against the database and the waiter
+    gets the lock then, not when its own wait times out (30 s here)."""
+    database = server_factory(name="database")
+    direct = server_factory(store_url=database.store_url).start()
+    cut_off = server_factory(store_url=proxy.route(database.store_url)).start()
+    name = f"{prefix}/lock"
+    with grpc.insecure_channel(direct.address) as a, grpc.insecure_channel(cut_off.address) as b:
+        locks_a, locks_b = lock_pb2_grpc.LockServiceStub(a), lock_pb2_grpc.LockServiceStub(b)
+        held = locks_a.AcquireLock(lock_pb2.AcquireLockRequest(name=name, ttl_seconds=60), timeout=10)
+        waiter = locks_b.AcquireLock.future(
+            lock_pb2.AcquireLockRequest(
+                name=name, ttl_seconds=60, holder="b", wait_timeout=Duration(seconds=30)
+            ),
+            timeout=40,
+        )
+        deadline = time.monotonic() + 10
+        while locks_a.GetLock(lock_pb2.GetLockRequest(name=name), timeout=10).waiters != 1:
+            assert time.monotonic() < deadline, "the waiter never queued"
+            time.sleep(0.01)
+        time.sleep(0.5)  # the queuing commit's answer has reached the cut-off replica
+        proxy.cut()
+        locks_a.ReleaseLock(lock_pb2.ReleaseLockRequest(name=name, token=held.token), timeout=10)
+        time.sleep(1.0)  # the hand-over's NOTIFY has gone out to nobody on the cut-off replica
+        proxy.restore()
+        restored_at = time.monotonic()
+        acquired = waiter.result(timeout=35)
+        assert time.monotonic() - restored_at < 10
+        assert (acquired.holder, acquired.token) == ("b", held.token + 1)

@@ -21,8 +21,8 @@ from tests.fuzz.grpc_messages import Rpc, Seeds, Shown, raw_requests, request_st
 from tests.fuzz.grpc_support import FuzzServer, call, check_outcome, fuzz_server, seed
 from tests.fuzz.support import fuzz_settings
 
-TYPED_EXAMPLES = 40
-RAW_EXAMPLES = 15
+TYPED_EXAMPLES = 25
+RAW_EXAMPLES = 10
 RPCS = rpcs()
 CONFIGURATIONS = [
     pytest.param(("sqlite", False, False), id="sqlite"),
@@ -82,8 +82,9 @@ def test_the_fuzzed_methods_are_every_method_of_the_api() -> None:
             "Watch",
         )
     } | {
-        f"LeaseService.{m}" for m in ("GrantLease", "KeepAlive", "RefreshLease", "RevokeLease", "GetLease")
-    } | {f"LockService.{m}" for m in ("AcquireLock", "ReleaseLock", "GetLock")}
+        f"LeaseService.{m}"
+        for m in ("GrantLease", "KeepAlive", "RefreshLease", "RevokeLease", "GetLease", "ListLeases")
+    } | {f"LockService.{m}" for m in ("AcquireLock", "ReleaseLock", "GetLock", "ListLocks")}
 
 
 @pytest.mark.parametrize("rpc", RPCS, ids=[rpc.label for rpc in RPCS])

@@ -18,10 +18,12 @@ from typing import Any
 
 import httpx
 import pytest
+from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from lockservice.http import run_http
+from lockservice.http import create_app, run_http
 from lockservice.http.openapi import openapi_document
+from lockservice.http.routes import KeyedRoute
 from tests.conftest import ServerProcess, free_port
 
 PROBLEM_JSON = "application/problem+json"
@@ -36,6 +38,18 @@ def document() -> Any:
 def documented_operations() -> set[tuple[str, str]]:
     """`(METHOD, path)` of every operation the OpenAPI document describes."""
     return {(method.upper(), path) for path, item in document()["paths"].items() for method in item}
+
+
+def app_operations() -> set[tuple[str, str]]:
+    """`(METHOD, path template)` of every operation the adapter routes (HEAD left out)."""
+    operations: set[tuple[str, str]] = set()
+    for route in create_app(target="127.0.0.1:1").routes:
+        if isinstance(route, KeyedRoute):
+            operations |= route.operations
+            continue
+        assert isinstance(route, Route)
+        operations |= {(method, route.path) for method in route.methods or () if method != "HEAD"}
+    return operations
 
 
 class GatewayProcess:

@@ -7,27 +7,13 @@ import re
 from typing import Any
 
 from openapi_spec_validator import validate
-from starlette.routing import Route
 
 from lockservice.core.limits import Limits
 from lockservice.core.validation import check_lease_id
 from lockservice.errors import InvalidArgument
-from lockservice.http import create_app
 from lockservice.http.openapi import openapi_document
 from lockservice.http.openapi_schemas import KEY
-from lockservice.http.routes import KeyedRoute
-from tests.http.support import document, documented_operations
-
-
-def _app_operations() -> set[tuple[str, str]]:
-    operations: set[tuple[str, str]] = set()
-    for route in create_app(target="127.0.0.1:1").routes:
-        if isinstance(route, KeyedRoute):
-            operations |= route.operations
-            continue
-        assert isinstance(route, Route)
-        operations |= {(method, route.path) for method in route.methods or () if method != "HEAD"}
-    return operations
+from tests.http.support import app_operations, document, documented_operations
 
 
 def test_the_document_is_valid_openapi_3_1() -> None:
@@ -38,7 +24,7 @@ def test_the_document_is_valid_openapi_3_1() -> None:
 
 
 def test_the_document_names_exactly_the_routes() -> None:
-    assert documented_operations() == _app_operations()
+    assert documented_operations() == app_operations()
 
 
 def test_every_error_answer_is_problem_json_and_every_operation_is_unique() -> None:

@@ -11,6 +11,7 @@ import httpx
 import pytest
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
+from lockservice_client import errors as client_errors
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -229,6 +230,12 @@ def test_a_withheld_conflict_is_only_the_echo_of_the_request_with_no_etag() -> N
         (errors.ResourceNotFound("missing"), ("if-match",), 412),
         (errors.ResourceExists("exists"), ("if-none-match",), 412),
         (errors.ResourceExists("exists"), ("if-match",), 409),
+        (errors.VersionMismatch("modified since"), ("if-unmodified-since",), 412),
+        (errors.ResourceExists("created since"), ("if-unmodified-since",), 412),
+        (errors.ResourceNotFound("missing"), ("if-unmodified-since",), 404),
+        (errors.VersionMismatch("changed since read"), ("if-none-match",), 412),
+        (errors.ResourceNotFound("missing"), ("if-none-match",), 404),
+        (errors.VersionMismatch("stale"), ("if-modified-since",), 409),
         (errors.VersionMismatch("stale"), (), 409),
         (errors.LockHeld("held"), ("if-match",), 409),
         (errors.StaleFence("stale fence"), ("if-match",), 409),
@@ -329,3 +336,49 @@ def test_the_exception_handler_in_a_users_starlette_app() -> None:
     assert body["instance"] == "/orders"
     assert body["code"] == "ALREADY_EXISTS"
     assert crashed.status_code == 500
+
+
+def test_the_exception_handler_translates_the_python_clients_errors() -> None:
+    """`lockservice_client` raises its own typed errors (not `grpc.RpcError`); registered for
+    them as the README says, the handler answers the same 409 with the current state."""
+    conflict = errors.VersionMismatch(
+        "orders/42 is at version 7, not at the expected version 6",
+        metadata={"key": "orders/42", "current_version": "7"},
+        conflict=ConflictState(key="orders/42", current=CURRENT, expected="version 6", revision=41),
+    )
+
+    async def update(request: Request) -> Response:
+        try:
+            raise rpc_error(conflict)
+        except grpc.RpcError as error:  # what each call of the client does
+            raise client_errors.error_from_rpc(error) from error
+
+    app = Starlette(routes=[Route("/orders/42", update, methods=["PUT"])])
+    app.add_exception_handler(client_errors.LockserviceError, rpc_error_handler())
+
+    async def call() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://user.app") as client:
+            return await client.put("/orders/42")
+
+    response = asyncio.run(call())
+    assert response.status_code == 409
+    assert response.headers["etag"] == '"12.7"'
+    body: dict[str, Any] = response.json()
+    assert (body["code"], body["reason"], body["instance"]) == ("ABORTED", "VERSION_MISMATCH", "/orders/42")
+    assert body["detail"] == "orders/42 is at version 7, not at the expected version 6"
+    assert body["metadata"] == {"key": "orders/42", "current_version": "7"}
+    assert (body["conflict"]["current_version"], body["conflict"]["revision"]) == (7, 41)
+
+
+def test_a_client_error_without_its_grpc_cause_keeps_code_reason_and_message() -> None:
+    error = client_errors.LockHeld(
+        "jobs/1 is held by worker-2", code=grpc.StatusCode.ABORTED, reason="LOCK_HELD", metadata={"k": "v"}
+    )
+    problem = problem_for(error, instance="/jobs/1")
+    assert problem.status == 409
+    assert (problem.body["reason"], problem.body["detail"], problem.body["metadata"]) == (
+        "LOCK_HELD",
+        "jobs/1 is held by worker-2",
+        {"k": "v"},
+    )

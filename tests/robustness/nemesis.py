@@ -42,6 +42,9 @@ class Nemesis:
     interval: tuple[float, float] = (1.0, 2.5)
     faults: list[Fault] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    # Set once each kind of fault has been done (or the nemesis ended): the run lasts until then,
+    # as a loaded machine may spend a short run's whole length restarting one server.
+    tried_every_kind: threading.Event = field(default_factory=threading.Event)
 
     def thread(self) -> threading.Thread:
         return threading.Thread(target=self.run, name="robustness-nemesis", daemon=True)
@@ -65,9 +68,12 @@ class Nemesis:
                     targets = self.servers if kind == "kill-all" else [self.servers[index]]
                     self._kill(targets, self.rng.uniform(0.1, 1.0))
                 self.faults.append(Fault(start, self.recorder.now(), kind, index))
+                if rounds >= len(kinds):
+                    self.tried_every_kind.set()
         except Exception as error:  # reported by the runner; the run's verdict needs it
             self.errors.append(f"{type(error).__name__}: {error}")
         finally:
+            self.tried_every_kind.set()
             self.heal()
 
     def _pause(self, server: ServerProcess, seconds: float) -> None:

@@ -31,6 +31,10 @@ class RunConfig:
     workers: int = 6
     replicas: int = 2  # PostgreSQL only: `lockservice serve` processes sharing one database
     workload: Workload = field(default_factory=Workload)
+    # Acknowledged ops the history must hold before the workers stop: each entry is a group of
+    # "kind status" names (e.g. ("update ok", "cas ok")) and the least they add up to. A seed whose
+    # faults leave little calm time gets those ops after the faults, in at most `MORE_SECONDS`.
+    at_least: tuple[tuple[tuple[str, ...], int], ...] = ()
 
     def command(self) -> str:
         retry = " --retry" if self.workload.retry else ""
@@ -55,7 +59,7 @@ class RunResult:
         return self.report.ok and not self.surprises and not self.nemesis_errors
 
     def counts(self) -> Counter[str]:
-        return Counter(f"{op.kind} {op.status}" for op in self.history)
+        return _counts(self.history)
 
     def explain(self) -> str:
         counts = ", ".join(f"{name}: {n}" for name, n in sorted(self.counts().items()))
@@ -69,6 +73,25 @@ class RunResult:
         lines += [f"nemesis failed: {error}" for error in self.nemesis_errors]
         lines.append(self.report.explain())
         return "\n".join(lines)
+
+
+MORE_SECONDS = 60.0
+
+
+def _counts(history: list[Op]) -> Counter[str]:
+    """How many ops of each "kind status" (e.g. "update ok") a history holds."""
+    return Counter(f"{op.kind} {op.status}" for op in history)
+
+
+def _until_enough(recorder: Recorder, at_least: tuple[tuple[tuple[str, ...], int], ...]) -> None:
+    """Waits until the history holds `at_least` (see `RunConfig`), or `MORE_SECONDS` passed (the
+    test's own count assertions then say what is missing)."""
+    deadline = time.monotonic() + MORE_SECONDS
+    while time.monotonic() < deadline:
+        counts = _counts(recorder.history())
+        if all(sum(counts[name] for name in names) >= least for names, least in at_least):
+            return
+        time.sleep(0.1)
 
 
 def run(config: RunConfig, make_server: MakeServer) -> RunResult:
@@ -102,8 +125,10 @@ def run(config: RunConfig, make_server: MakeServer) -> RunResult:
     for thread in [*threads, nemesis_thread]:
         thread.start()
     time.sleep(config.duration)
+    nemesis.tried_every_kind.wait(120)
     stop_nemesis.set()
     nemesis_thread.join(120)
+    _until_enough(recorder, config.at_least)
     stop_workers.set()
     for thread in threads:
         thread.join(120)

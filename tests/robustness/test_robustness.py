@@ -2,9 +2,11 @@
 checked for linearizability, durability, increasing tokens, single holders and fencing.
 
 The seed comes from LOCKSERVICE_ROBUSTNESS_SEED, or is picked and printed; a failure prints it with
-the command that replays the same schedule (`python -m tests.robustness ...`, README "Robustness
-suite"). LOCKSERVICE_ROBUSTNESS_SECONDS sets the length of each run (default 10; the retry
-scenario's: LOCKSERVICE_ROBUSTNESS_RETRY_SECONDS, default 6).
+the command that replays the same schedule (`python -m tests.robustness ...`, docs/robustness.md).
+LOCKSERVICE_ROBUSTNESS_SECONDS sets the length of each run (default 5; the retry scenario's:
+LOCKSERVICE_ROBUSTNESS_RETRY_SECONDS, default 4); a run lasts until each kind of fault has
+happened in any case, which on a loaded machine is most of its length, and its clients go on
+until the history holds `ENOUGH`.
 """
 
 from __future__ import annotations
@@ -21,8 +23,8 @@ from tests.robustness.checker import check
 from tests.robustness.clients import Workload
 from tests.robustness.runner import FINAL, RunConfig, RunResult, run
 
-SECONDS = float(os.environ.get("LOCKSERVICE_ROBUSTNESS_SECONDS", "10"))
-RETRY_SECONDS = float(os.environ.get("LOCKSERVICE_ROBUSTNESS_RETRY_SECONDS", "6"))
+SECONDS = float(os.environ.get("LOCKSERVICE_ROBUSTNESS_SECONDS", "5"))
+RETRY_SECONDS = float(os.environ.get("LOCKSERVICE_ROBUSTNESS_RETRY_SECONDS", "4"))
 
 
 def _seed() -> int:
@@ -30,10 +32,15 @@ def _seed() -> int:
     return chosen or random.SystemRandom().randrange(1, 1_000_000)
 
 
+# What a run must have done to prove something (a seed whose faults leave little calm time gets
+# these after its faults): locks handed over, fenced writes landed, plain writes acknowledged.
+ENOUGH = ((("acquire ok",), 5), (("fenced_update ok",), 5), (("update ok", "cas ok"), 3))
+
+
 def _run(
     backend: str, server_factory: ServerFactory, workload: Workload, seconds: float = SECONDS
 ) -> RunResult:
-    config = RunConfig(backend=backend, seed=_seed(), duration=seconds, workload=workload)
+    config = RunConfig(backend=backend, seed=_seed(), duration=seconds, workload=workload, at_least=ENOUGH)
 
     def make_server(store_url: str) -> ServerProcess:
         return server_factory(name="robust", store_url=store_url)
@@ -53,8 +60,8 @@ def test_histories_under_kills_and_pauses_are_linearizable(
     kinds = {fault.kind for fault in result.faults}
     assert {"kill", "pause"} <= kinds, result.explain()
     counts = result.counts()
-    assert counts["acquire ok"] >= 5 and counts["fenced_update ok"] >= 5, result.explain()
-    assert counts["update ok"] + counts["cas ok"] >= 3, result.explain()
+    for names, least in ENOUGH:
+        assert sum(counts[name] for name in names) >= least, result.explain()
     # The checker rejects this very history once a final read forgets an acknowledged write.
     finals = [op for op in result.history if op.process == FINAL and op.kind == "get" and op.status == "ok"]
     final = max(finals, key=lambda op: op.version or 0)

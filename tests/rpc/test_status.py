@@ -1,4 +1,5 @@
-"""The one error table is complete and agrees with the proto contract."""
+"""The status codec: the one error table is complete and agrees with the proto contract, and
+what it encodes decodes back to the same reason, metadata and conflict."""
 
 from __future__ import annotations
 
@@ -14,6 +15,9 @@ from lockservice.rpc.status import (
     DOMAIN,
     GRPC_CODE_BY_ERROR,
     STATUS_BUDGET_BYTES,
+    DecodedStatus,
+    conflict_detail,
+    decode_status,
     internal_status,
     to_grpc_status,
 )
@@ -188,3 +192,33 @@ def test_a_multibyte_message_is_clipped_by_what_it_costs_percent_encoded() -> No
     status = to_grpc_status(errors.InvalidArgument(message, metadata={"field": "x"}))
     assert status.details == "\u20ac" * 127 + "\u2026"
     assert _trailer_cost(status) <= 2048
+
+
+def _failed_call(status: grpc.Status) -> grpc.aio.AioRpcError:
+    """The error a client's call raises when the server answered `status`."""
+    return grpc.aio.AioRpcError(
+        status.code, None, grpc.aio.Metadata(*status.trailing_metadata), status.details
+    )
+
+
+def test_what_is_encoded_decodes_back() -> None:
+    conflict = ConflictState(key="orders/1", current=_ORDER, expected="version 6", revision=50)
+    error = errors.VersionMismatch(
+        "orders/1 is at version 7", conflict=conflict, metadata={"key": "orders/1"}
+    )
+    decoded = decode_status(_failed_call(to_grpc_status(error)))
+    assert decoded == DecodedStatus(
+        grpc.StatusCode.ABORTED,
+        "orders/1 is at version 7",
+        "VERSION_MISMATCH",
+        DOMAIN,
+        {"key": "orders/1"},
+        conflict_detail(conflict),
+    )
+    assert decoded.ours
+
+
+def test_a_call_without_a_rich_status_decodes_as_not_ours() -> None:
+    bare = grpc.aio.AioRpcError(grpc.StatusCode.UNAVAILABLE, None, grpc.aio.Metadata(), "connection refused")
+    assert decode_status(bare) == DecodedStatus(grpc.StatusCode.UNAVAILABLE, "connection refused")
+    assert not decode_status(bare).ours

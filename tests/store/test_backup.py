@@ -17,7 +17,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from lockservice.core.handoff import new_lock_state, take
+from lockservice.core.locks import new_lock_state, take
 from lockservice.model import Lease, LockState, LockWaiter, Resource
 from lockservice.store.backup import (
     BackupError,

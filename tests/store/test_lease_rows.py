@@ -4,7 +4,6 @@ the table, on both stores: it follows grants, refreshes, ends and rolled-back bo
 from __future__ import annotations
 
 import asyncio
-import os
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -13,27 +12,16 @@ import pytest
 
 from lockservice.errors import LeaseNotFound
 from lockservice.model import Lease
-from lockservice.store.base import Store, WriteTxn
-from lockservice.store.postgres import PostgresStore
+from lockservice.store.base import WriteTxn
 from lockservice.store.sqlite import SqliteStore
-from tests.conftest import BACKENDS, POSTGRES_ADMIN_URL, create_database, postgres_available
+from tests.conftest import BACKENDS
+from tests.store.backends import open_store
 
 
 def _lease(lease_id: str, expire_time_us: int = 10**18) -> Lease:
     return Lease(
         lease_id=lease_id, holder="h", ttl_seconds=10, grant_time_us=0, expire_time_us=expire_time_us
     )
-
-
-async def _open(backend: str, tmp_path: Path) -> Store:
-    if backend == "sqlite":
-        return await SqliteStore.open(str(tmp_path / "db.sqlite"))
-    if not postgres_available():
-        message = f"PostgreSQL is not reachable at {POSTGRES_ADMIN_URL}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{message}: in CI every PostgreSQL test must run")
-        pytest.skip(message)
-    return await PostgresStore.open(create_database())
 
 
 def _counts(txn: WriteTxn) -> tuple[int, int]:
@@ -54,7 +42,7 @@ def test_lease_rows_follow_grants_refreshes_ends_and_rollbacks(backend: str, tmp
         raise LeaseNotFound("refused after storing a lease")
 
     async def scenario() -> list[tuple[int, int]]:
-        store = await _open(backend, tmp_path)
+        store = await open_store(backend, tmp_path)
         seen = []
         try:
             seen.append(await store.write(_counts))

@@ -1,4 +1,4 @@
-"""Pages cut by bytes (`lockservice.store.pages`) on a real SQLite store: a page ends at the row
+"""Pages cut by bytes (`lockservice.store.sql`) on a real SQLite store: a page ends at the row
 whose footprint reaches the limit, a Watch page finishes the revision it ends in, and reading on
 from a page's end misses nothing.
 

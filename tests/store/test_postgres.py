@@ -11,6 +11,7 @@ import os
 from collections.abc import Callable
 from typing import TypeVar
 
+import psycopg
 import pytest
 
 from lockservice.model import Resource
@@ -19,6 +20,8 @@ from lockservice.store.postgres import PostgresStore, SecondAnswer
 from tests.conftest import POSTGRES_ADMIN_URL, create_database, postgres_available
 
 T = TypeVar("T")
+
+pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture
@@ -78,6 +81,46 @@ def test_bodies_inserting_one_new_row_at_once_are_re_run_until_one_wins(url: str
             assert len({(r.create_revision, r.version) for r in created}) == 1
             assert len(runs) >= 10
             assert await store.current_revision() == 1
+        finally:
+            await store.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_conflict_in_a_queued_write_leaves_the_connection_usable(url: str) -> None:
+    """A body's writes travel in one pipeline with its COMMIT; when one of them fails (here: a
+    row inserted by someone else after the body found it missing), the body is re-run, and the
+    connection keeps working afterwards, however often that happens on it (a statement must not
+    be left half-prepared by the aborted pipeline: "prepared statement does not exist")."""
+
+    def racing_create(key: str, runs: list[int]) -> Callable[[WriteTxn], Resource]:
+        def body(txn: WriteTxn) -> Resource:
+            runs.append(1)
+            current = txn.get(key)
+            revision = txn.next_revision()
+            version = 1 if current is None else current.version + 1
+            resource = Resource(key, b"v", "text/plain", version, revision, revision, txn.now_us, txn.now_us)
+            if len(runs) == 1:  # someone else creates the key before this body commits
+                with psycopg.connect(url, autocommit=True) as other:
+                    other.execute(
+                        "INSERT INTO resources (key, value, content_type, version, create_revision, "
+                        "mod_revision, create_time_us, update_time_us, lease_id) "
+                        "VALUES (%s, '', 'text/plain', 1, 0, 0, 0, 0, '')",
+                        (key,),
+                    )
+            txn.put(resource)
+            return resource
+
+        return body
+
+    async def scenario() -> None:
+        store = await PostgresStore.open(url, pool_size=1)
+        try:
+            for index in range(12):
+                runs: list[int] = []
+                written = await store.write(racing_create(f"k{index}", runs))
+                assert (len(runs), written.version) == (2, 2)
+            assert await store.current_revision() == 12
         finally:
             await store.close()
 

@@ -13,30 +13,10 @@ from typing import Any, cast
 
 import pytest
 
-from lockservice.errors import ResourceExists, StoreUnavailable
-from lockservice.model import Resource
+from lockservice.errors import StoreUnavailable
 from lockservice.store.base import WriteTxn
 from lockservice.store.sqlite import SqliteStore
-
-
-def _put(key: str, value: bytes) -> Callable[[WriteTxn], Resource]:
-    def body(txn: WriteTxn) -> Resource:
-        current = txn.get(key)
-        revision = txn.next_revision()
-        resource = Resource(
-            key=key,
-            value=value,
-            content_type="text/plain",
-            version=1 if current is None else current.version + 1,
-            create_revision=revision if current is None else current.create_revision,
-            mod_revision=revision,
-            create_time_us=txn.now_us,
-            update_time_us=txn.now_us,
-        )
-        txn.put(resource)
-        return resource
-
-    return body
+from tests.store.contract.bodies import put as _put
 
 
 def test_concurrent_writers_share_commits_and_never_see_locked(tmp_path: Path) -> None:
@@ -48,32 +28,6 @@ def test_concurrent_writers_share_commits_and_never_see_locked(tmp_path: Path) -
             assert store.committed_bodies == 64
             assert store.commits < 64, "64 queued writes should be group-committed"
             assert await store.current_revision() == 64
-        finally:
-            await store.close()
-
-    asyncio.run(scenario())
-
-
-def test_a_failing_body_rolls_back_alone(tmp_path: Path) -> None:
-    def failing(txn: WriteTxn) -> None:
-        _put("bad", b"x")(txn)
-        raise ResourceExists("refused after writing")
-
-    async def scenario() -> None:
-        store = await SqliteStore.open(str(tmp_path / "db.sqlite"))
-        try:
-            outcomes = await asyncio.gather(
-                store.write(_put("a", b"1")),
-                store.write(failing),
-                store.write(_put("b", b"2")),
-                return_exceptions=True,
-            )
-            assert isinstance(outcomes[1], ResourceExists)
-            assert await store.get("bad") is None
-            a, b = await store.get("a"), await store.get("b")
-            assert a is not None and b is not None
-            # The failed body's revision was not consumed: revisions stay gap-free.
-            assert sorted([a.mod_revision, b.mod_revision]) == [1, 2]
         finally:
             await store.close()
 
@@ -100,23 +54,6 @@ def test_revision_and_data_survive_reopen(tmp_path: Path) -> None:
 
     asyncio.run(first())
     asyncio.run(second())
-
-
-def test_history_is_pruned_to_the_configured_depth(tmp_path: Path) -> None:
-    async def scenario() -> None:
-        store = await SqliteStore.open(str(tmp_path / "db.sqlite"), history_versions=3)
-        try:
-            for i in range(6):
-                await store.write(_put("k", str(i).encode()))
-            current = await store.get("k")
-            assert current is not None and current.version == 6
-            kept = await store.list_versions("k", current.create_revision, 100, 100, with_values=True)
-            assert [(r.version, r.value) for r in kept] == [(6, b"5"), (5, b"4"), (4, b"3")]
-            assert await store.get_version("k", current.create_revision, 3) is None
-        finally:
-            await store.close()
-
-    asyncio.run(scenario())
 
 
 def test_a_second_process_on_the_same_file_is_refused(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
-import { call, connect, status } from "../src/client.js";
+import { LockserviceError, connect } from "../dist/index.js";
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
 const READY_TIMEOUT_MS = 20_000;
@@ -25,8 +25,8 @@ function freePort() {
   });
 }
 
-async function waitUntilServing(target, child, logPath) {
-  const clients = connect(target);
+async function waitUntilServing(target, child, logPath, clientOptions) {
+  const clients = connect(target, clientOptions);
   const deadline = Date.now() + READY_TIMEOUT_MS;
   try {
     while (Date.now() < deadline) {
@@ -34,10 +34,11 @@ async function waitUntilServing(target, child, logPath) {
         throw new Error(`server exited with ${child.exitCode}:\n${readFileSync(logPath, "utf8")}`);
       }
       try {
-        await call(clients.resources, "GetResource", { key: "node-test/ready-probe" }, { timeoutMs: 1000 });
+        await clients.resources.getResource({ key: "node-test/ready-probe" }, { timeoutMs: 1000 });
         return;
       } catch (error) {
-        if (error.code !== status.UNAVAILABLE && error.code !== status.DEADLINE_EXCEEDED) return;
+        // RESOURCE_NOT_FOUND answers from a serving server; anything else means not up yet.
+        if (error instanceof LockserviceError && error.reason !== "") return;
       }
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
@@ -47,9 +48,13 @@ async function waitUntilServing(target, child, logPath) {
   }
 }
 
-/** Resolves with `{target, stop}`; `stop()` ends the server and removes its files. */
-export async function startServer() {
-  if (process.env.LOCKSERVICE_TARGET) {
+/**
+ * Resolves with `{target, stop}`; `stop()` ends the server and removes its files. `serveArgs` are
+ * added to `lockservice serve`; `clientOptions` are the `connect()` options that reach it. `own`
+ * starts a server even when LOCKSERVICE_TARGET names one (for a test that stops it).
+ */
+export async function startServer({ serveArgs = [], clientOptions = {}, own = false } = {}) {
+  if (process.env.LOCKSERVICE_TARGET && !own && serveArgs.length === 0) {
     return { target: process.env.LOCKSERVICE_TARGET, stop: async () => {} };
   }
   const executable = process.env.LOCKSERVICE_BIN || join(REPO, ".venv", "bin", "lockservice");
@@ -60,12 +65,12 @@ export async function startServer() {
   const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith("LOCKSERVICE_")));
   const child = spawn(
     executable,
-    ["serve", "--listen", target, "--db", join(workdir, "lockservice.db"), "--log-format", "json"],
+    ["serve", "--listen", target, "--db", join(workdir, "lockservice.db"), "--log-format", "json", ...serveArgs],
     { stdio: ["ignore", log, log], env },
   );
   const exited = new Promise((resolve) => child.once("exit", resolve));
   try {
-    await waitUntilServing(target, child, logPath);
+    await waitUntilServing(target, child, logPath, clientOptions);
   } catch (error) {
     child.kill("SIGKILL");
     throw error;

@@ -152,3 +152,11 @@ def test_passed_deadline_is_deadline_exceeded(client: Client, prefix: str) -> No
         list(client.watch(prefix, prefix=True, timeout=0.3))
     assert isinstance(caught.value, LockserviceError)
     assert caught.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+def test_a_conflict_reason_always_has_a_conflict_even_when_the_detail_is_missing() -> None:
+    error = LockHeld(
+        "jobs/1 is held", code=grpc.StatusCode.ABORTED, reason="LOCK_HELD", metadata={"key": "jobs/1"}
+    )
+    assert (error.conflict.key, error.conflict.state_withheld, error.conflict.holder) == ("jobs/1", True, "")
+    assert ConflictError("aborted", code=grpc.StatusCode.ABORTED).conflict is None

@@ -16,6 +16,7 @@ from lockservice_client import (
     LeaseNotFound,
     LockHeld,
     LockLost,
+    LockserviceError,
     StaleFence,
 )
 from tests.conftest import ServerProcess
@@ -125,3 +126,56 @@ def test_async_lock_keeps_alive_fences_and_reports_loss(server: ServerProcess, p
             return written.version, still_held, released, lost_reported
 
     assert asyncio.run(scenario()) == (1, True, True, True)
+
+
+def test_on_lost_runs_when_the_block_ends_with_stale_fence(client: Client, prefix: str) -> None:
+    """The loss is found by the fenced write, before the keeper's next refresh would see it."""
+    lost: list[BaseException | None] = []
+    # The block's own error propagates, not LockLost.
+    with (
+        pytest.raises(StaleFence) as caught,
+        client.lock(f"{prefix}/lock", 30, on_lost=lambda held: lost.append(held.lost_cause)) as held,
+    ):
+        client.revoke_lease(held.lease_id)
+        client.put(f"{prefix}/data", b"v", fence=held.fence)
+    assert lost == [caught.value]
+    assert held.lost
+
+
+def test_on_lost_runs_when_the_release_finds_the_lock_gone(client: Client, prefix: str) -> None:
+    lost: list[BaseException | None] = []
+    with (
+        pytest.raises(LockLost) as caught,
+        client.lock(f"{prefix}/lock", 30, on_lost=lambda held: lost.append(held.lost_cause)) as held,
+    ):
+        client.revoke_lease(held.lease_id)
+    assert len(lost) == 1
+    assert isinstance(lost[0], LockserviceError)
+    assert caught.value.cause is lost[0]
+
+
+def test_a_stale_fence_about_another_lock_is_not_a_loss(client: Client, prefix: str) -> None:
+    lost: list[HeldLock] = []
+    with client.lock(f"{prefix}/other", 30) as other:
+        stale = other.fence
+    with pytest.raises(StaleFence), client.lock(f"{prefix}/lock", 30, on_lost=lost.append) as held:
+        client.put(f"{prefix}/data", b"v", fence=stale)
+    assert (lost, held.lost) == ([], False)
+
+
+def test_async_on_lost_runs_when_the_block_ends_with_stale_fence(server: ServerProcess, prefix: str) -> None:
+    async def scenario() -> tuple[list[BaseException | None], BaseException]:
+        lost: list[BaseException | None] = []
+        async with AsyncClient(server.address) as client:
+            try:
+                async with client.lock(
+                    f"{prefix}/lock", 30, on_lost=lambda held: lost.append(held.lost_cause)
+                ) as held:
+                    await client.revoke_lease(held.lease_id)
+                    await client.put(f"{prefix}/data", b"v", fence=held.fence)
+            except StaleFence as error:
+                return lost, error
+        raise AssertionError("the fenced write went through")
+
+    lost, error = asyncio.run(scenario())
+    assert lost == [error]

@@ -1,4 +1,5 @@
-"""Leases as JSON: `POST /v1/leases` (grant), `GET /v1/leases/{lease_id}`,
+"""Leases as JSON: `POST /v1/leases` (grant), `GET /v1/leases?holder=...` (ListLeases),
+`GET /v1/leases/{lease_id}`,
 `POST /v1/leases/{lease_id}:refresh`, `POST /v1/leases/{lease_id}:revoke`.
 
 gRPC's KeepAlive stream has no HTTP form: an HTTP client refreshes before the TTL runs out.
@@ -10,11 +11,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from lockservice.http import json_requests
+from lockservice.http import json_requests, params
 from lockservice.http.bodies import read_json
-from lockservice.http.json_views import lease_json, revoke_json
+from lockservice.http.listing_json import lease_list_json
 from lockservice.http.responses import json_response
 from lockservice.http.routes import RouteGroup, keyed_route, route
+from lockservice.json_views import lease_json, revoke_json
 from lockservice.v1 import lease_pb2
 
 __all__ = ["LeaseRoutes"]
@@ -23,7 +25,7 @@ __all__ = ["LeaseRoutes"]
 class LeaseRoutes(RouteGroup):
     def routes(self) -> list[Route]:
         return [
-            route("/v1/leases", {"POST": self.grant}, "leases"),
+            route("/v1/leases", {"POST": self.grant, "GET": self.list}, "leases"),
             keyed_route(
                 "/v1/leases",
                 "lease_id",
@@ -68,3 +70,15 @@ class LeaseRoutes(RouteGroup):
             metadata=self._forwarded(request),
         )
         return json_response(lease_json(lease))
+
+    async def list(self, request: Request) -> Response:
+        reply = await self._backend.leases.ListLeases(
+            lease_pb2.ListLeasesRequest(
+                holder=request.query_params.get("holder", ""),
+                page_size=params.query_int(request, "page_size", bits=32) or 0,
+                page_token=request.query_params.get("page_token", ""),
+            ),
+            timeout=self._timeout,
+            metadata=self._forwarded(request),
+        )
+        return json_response(lease_list_json(reply))

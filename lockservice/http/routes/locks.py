@@ -1,7 +1,7 @@
 """Locks as JSON: `POST /v1/locks/{name}:acquire`, `POST /v1/locks/{name}:release`,
-`GET /v1/locks/{name}`. Lock names follow the key syntax (they may contain `/` and `:`): a
-literal `:acquire` or `:release` ending is that method, a percent-encoded one (`%3A`) is part of
-the name."""
+`GET /v1/locks/{name}`, and `GET /v1/locks?prefix=...` (ListLocks). Lock names follow the key
+syntax (they may contain `/` and `:`): a literal `:acquire` or `:release` ending is that method,
+a percent-encoded one (`%3A`) is part of the name."""
 
 from __future__ import annotations
 
@@ -9,12 +9,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from lockservice.http import json_requests
+from lockservice.http import json_requests, params
 from lockservice.http.bodies import read_json
 from lockservice.http.disconnects import unless_client_leaves
-from lockservice.http.json_views import lock_json
+from lockservice.http.listing_json import lock_list_json
 from lockservice.http.responses import json_response
-from lockservice.http.routes import RouteGroup, keyed_route
+from lockservice.http.routes import RouteGroup, keyed_route, route
+from lockservice.json_views import lock_json
 from lockservice.v1 import lock_pb2
 
 __all__ = ["LockRoutes"]
@@ -23,13 +24,14 @@ __all__ = ["LockRoutes"]
 class LockRoutes(RouteGroup):
     def routes(self) -> list[Route]:
         return [
+            route("/v1/locks", {"GET": self.list}, "locks"),
             keyed_route(
                 "/v1/locks",
                 "name",
                 {"GET": self.get},
                 {":acquire": {"POST": self.acquire}, ":release": {"POST": self.release}},
                 "lock",
-            )
+            ),
         ]
 
     async def acquire(self, request: Request) -> Response:
@@ -59,3 +61,16 @@ class LockRoutes(RouteGroup):
             metadata=self._forwarded(request),
         )
         return json_response(lock_json(lock))
+
+    async def list(self, request: Request) -> Response:
+        reply = await self._backend.locks.ListLocks(
+            lock_pb2.ListLocksRequest(
+                prefix=request.query_params.get("prefix", ""),
+                page_size=params.query_int(request, "page_size", bits=32) or 0,
+                page_token=request.query_params.get("page_token", ""),
+                include_queue=params.query_bool(request, "include_queue"),
+            ),
+            timeout=self._timeout,
+            metadata=self._forwarded(request),
+        )
+        return json_response(lock_list_json(reply))

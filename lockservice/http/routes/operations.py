@@ -13,9 +13,9 @@ from starlette.routing import Route
 
 from lockservice.http import json_requests
 from lockservice.http.bodies import read_json
-from lockservice.http.json_views import transact_json
 from lockservice.http.responses import json_response, written_response
 from lockservice.http.routes import RouteGroup, route
+from lockservice.json_views import transact_json
 
 __all__ = ["OperationRoutes"]
 
@@ -33,7 +33,7 @@ class OperationRoutes(RouteGroup):
             cas, timeout=self._timeout, metadata=self._forwarded(request)
         )
         location = request.url.path.removesuffix(":compareAndSet")
-        return written_response(resource, location)
+        return written_response(resource, location, self._options.clock())
 
     async def transact(self, request: Request) -> Response:
         body = await read_json(request, self._options.max_json_bytes, json_requests.TRANSACT_FIELDS)

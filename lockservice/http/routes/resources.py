@@ -1,11 +1,13 @@
 """Resources as plain HTTP: the raw value with its validators, conditional PUT and DELETE,
 listing and history as JSON.
 
-- `GET /v1/resources/{key}` (`?version=N` for a retained past version), with If-None-Match (304)
-  and If-Match;
+- `GET /v1/resources/{key}` (`?version=N` for a retained past version), with the four
+  conditional headers (304 Not Modified, or the conflict of a false If-Match);
 - `PUT /v1/resources/{key}`: the raw body; `If-None-Match: *` creates, `If-Match: "etag"`
-  updates that version only, `If-Match: *` updates an existing key, neither upserts;
-- `DELETE /v1/resources/{key}`, with the same If-Match;
+  updates that version only, `If-Match: *` updates an existing key, none upserts; a list of
+  tags or a date is evaluated on the state read, and the write expects that state
+  (`preconditions.py`);
+- `DELETE /v1/resources/{key}`, with the same conditions;
 - `GET /v1/resources?prefix=&page_size=&page_token=&view=`;
 - `GET /v1/resources/{key}/versions?page_size=&page_token=&view=`.
 
@@ -16,25 +18,28 @@ by percent-encoding the slash or colon (`.../docs%2Fversions`, `.../a%3AcompareA
 
 from __future__ import annotations
 
+import grpc
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from lockservice.http import params
 from lockservice.http.bodies import read_value
-from lockservice.http.failures import invalid_argument
-from lockservice.http.json_views import delete_json, resource_list_json, version_list_json
+from lockservice.http.failures import failure_from_rpc_error, invalid_argument
 from lockservice.http.preconditions import (
     CreateOnly,
     MatchEtag,
     MustExist,
+    ReadFirst,
+    Unconditional,
     WriteCondition,
-    check_read_preconditions,
+    read_conditions,
     write_condition,
 )
 from lockservice.http.responses import json_response, not_modified, value_response, written_response
 from lockservice.http.routes import RouteGroup, keyed_route, route
 from lockservice.http.routes.operations import OperationRoutes
+from lockservice.json_views import delete_json, resource_list_json, version_list_json
 from lockservice.v1 import resource_pb2
 
 __all__ = ["ResourceRoutes"]
@@ -59,13 +64,15 @@ class ResourceRoutes(RouteGroup):
 
     async def read(self, request: Request) -> Response:
         key: str = request.path_params["key"]
+        conditions = read_conditions(request.headers)
         get = resource_pb2.GetResourceRequest(key=key, version=params.query_int(request, "version") or 0)
         resource = await self._backend.resources.GetResource(
             get, timeout=self._timeout, metadata=self._forwarded(request)
         )
-        if check_read_preconditions(request.headers, resource):
-            return not_modified(resource)
-        return value_response(resource)
+        now = self._options.clock()
+        if conditions.not_modified(resource, now):
+            return not_modified(resource, now)
+        return value_response(resource, now)
 
     async def list(self, request: Request) -> Response:
         page = params.page_fields(request)
@@ -91,7 +98,9 @@ class ResourceRoutes(RouteGroup):
 
     async def put(self, request: Request) -> Response:
         key: str = request.path_params["key"]
-        condition = write_condition(request.headers, "PUT", required=self._options.require_preconditions)
+        condition = await self._pinned(
+            request, write_condition(request.headers, "PUT", required=self._options.require_preconditions)
+        )
         fence = params.header_fence(request)
         value = await read_value(request, self._options.max_value_bytes)
         content_type = request.headers.get("content-type", "")
@@ -110,7 +119,7 @@ class ResourceRoutes(RouteGroup):
                 timeout=self._timeout,
                 metadata=self._forwarded(request),
             )
-            return written_response(created, request.url.path)
+            return written_response(created, request.url.path, self._options.clock())
         update = resource_pb2.UpdateResourceRequest(
             key=key, value=value, content_type=content_type, lease_id=lease_id, request_id=request_id
         )
@@ -120,10 +129,12 @@ class ResourceRoutes(RouteGroup):
         updated = await self._backend.resources.UpdateResource(
             update, timeout=self._timeout, metadata=self._forwarded(request)
         )
-        return written_response(updated, request.url.path)
+        return written_response(updated, request.url.path, self._options.clock())
 
     async def delete(self, request: Request) -> Response:
-        condition = write_condition(request.headers, "DELETE", required=self._options.require_preconditions)
+        condition = await self._pinned(
+            request, write_condition(request.headers, "DELETE", required=self._options.require_preconditions)
+        )
         delete = resource_pb2.DeleteResourceRequest(
             key=request.path_params["key"], request_id=params.idempotency_key(request)
         )
@@ -137,8 +148,37 @@ class ResourceRoutes(RouteGroup):
         )
         return json_response(delete_json(reply))
 
+    async def _pinned(
+        self, request: Request, condition: WriteCondition
+    ) -> Unconditional | CreateOnly | MustExist | MatchEtag:
+        """`condition`, or for a `ReadFirst` the condition pinned to the key's state read now.
 
-def _expect(update: resource_pb2.UpdateResourceRequest, condition: WriteCondition) -> None:
+        Not with an Idempotency-Key: a retry would be evaluated on the state its first attempt
+        wrote and pinned to another etag, so the service could not answer it as it answered the
+        first (the request would differ); refused before anything is read or written."""
+        if not isinstance(condition, ReadFirst):
+            return condition
+        if params.idempotency_key(request):
+            raise invalid_argument(
+                "Idempotency-Key",
+                "Idempotency-Key needs a condition the service compares itself: one strong tag "
+                "or * in If-Match, If-None-Match: * (PUT), or none",
+            )
+        get = resource_pb2.GetResourceRequest(key=request.path_params["key"])
+        try:
+            current = await self._backend.resources.GetResource(
+                get, timeout=self._timeout, metadata=self._forwarded(request)
+            )
+        except grpc.RpcError as error:
+            if not condition.may_create or failure_from_rpc_error(error).reason != "RESOURCE_NOT_FOUND":
+                raise
+            return condition.pin(None, self._options.clock())
+        return condition.pin(current, self._options.clock())
+
+
+def _expect(
+    update: resource_pb2.UpdateResourceRequest, condition: Unconditional | MustExist | MatchEtag
+) -> None:
     """If-Match: "etag" expects that etag; If-Match: * needs the key; no header is an upsert."""
     if isinstance(condition, MatchEtag):
         update.expected_etag = condition.etag

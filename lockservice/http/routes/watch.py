@@ -24,9 +24,9 @@ from starlette.routing import Route
 
 from lockservice.http import params
 from lockservice.http.failures import invalid_argument
-from lockservice.http.json_views import Json, watch_json
 from lockservice.http.problems import problem_for
 from lockservice.http.routes import RouteGroup, route
+from lockservice.json_views import Json, watch_json
 from lockservice.v1 import resource_pb2
 
 __all__ = ["WatchRoutes"]

@@ -38,6 +38,7 @@ from lockservice_client.errors import (
     RevisionCompacted,
     ShuttingDown,
     StaleFence,
+    StatedConflict,
     StoreUnavailable,
     TransactionConflict,
     Unauthenticated,
@@ -48,12 +49,16 @@ from lockservice_client.errors import (
     VersionNotFound,
 )
 from lockservice_client.held_lock import AsyncHeldLock, HeldLock
+from lockservice_client.listing import AsyncResourceListing, ResourceListing
+from lockservice_client.watching import AsyncWatch, Watch
 
 __all__ = [
     "DEFAULT_TARGET",
     "AlreadyExists",
     "AsyncClient",
     "AsyncHeldLock",
+    "AsyncResourceListing",
+    "AsyncWatch",
     "Backoff",
     "Client",
     "Conflict",
@@ -77,10 +82,12 @@ __all__ = [
     "NotFound",
     "PermissionDenied",
     "RequestIdReused",
+    "ResourceListing",
     "ResourceNotFound",
     "RevisionCompacted",
     "ShuttingDown",
     "StaleFence",
+    "StatedConflict",
     "StoreUnavailable",
     "Tls",
     "TransactionConflict",
@@ -90,6 +97,7 @@ __all__ = [
     "ValueTooLarge",
     "VersionConflict",
     "VersionNotFound",
+    "Watch",
     "__version__",
     "connect",
     "connect_async",

@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import TypeVar
 
 import grpc
@@ -33,9 +33,16 @@ from lockservice_client.client import (
     ListPage,
     ValueUpdate,
 )
-from lockservice_client.errors import LeaseNotFound, LockserviceError, ResourceNotFound, error_from_rpc
-from lockservice_client.held_lock import AsyncHeldLock, OnLost
+from lockservice_client.errors import (
+    LeaseNotFound,
+    LockserviceError,
+    ResourceNotFound,
+    error_from_rpc,
+)
+from lockservice_client.held_lock import AsyncHeldLock, OnLost, holding_async
 from lockservice_client.keepalive import AsyncLeaseKeeper, LeaseSchedule
+from lockservice_client.listing import AsyncResourceListing
+from lockservice_client.watching import DEFAULT_RECONNECT, AsyncWatch, WatchCursor
 
 __all__ = ["AsyncClient"]
 
@@ -229,12 +236,13 @@ class AsyncClient:
         page_size: int = 100,
         with_values: bool = False,
         timeout: float | None = None,
-    ) -> AsyncIterator[resource_pb2.Resource]:
-        return self._pages(
-            self._resources.ListResources,
-            lambda token: _requests.list_resources(prefix, page_size, with_values, token),
-            lambda page: page.resources,
-            timeout,
+    ) -> AsyncResourceListing:
+        return AsyncResourceListing(
+            lambda token: self._call(
+                self._resources.ListResources,
+                _requests.list_resources(prefix, page_size, with_values, token),
+                timeout,
+            )
         )
 
     def versions(
@@ -275,19 +283,20 @@ class AsyncClient:
             self._resources.Transact, _requests.transact(compares, operations, fence), timeout
         )
 
-    async def watch(
-        self, key: str, *, prefix: bool = False, start_revision: int = 0, timeout: float | None = None
-    ) -> AsyncGenerator[resource_pb2.WatchEvent, None]:
-        request = resource_pb2.WatchRequest(key=key, prefix=prefix, start_revision=start_revision)
-        stream = self._resources.Watch(request, timeout=timeout)
-        try:
-            async for response in stream:
-                for event in response.events:
-                    yield event
-        except grpc.RpcError as error:
-            raise error_from_rpc(error) from error
-        finally:
-            stream.cancel()
+    def watch(
+        self,
+        key: str,
+        *,
+        prefix: bool = False,
+        start_revision: int = 0,
+        timeout: float | None = None,
+        reconnect: Backoff | None = DEFAULT_RECONNECT,
+    ) -> AsyncWatch:
+        return AsyncWatch(
+            lambda request, timeout: self._resources.Watch(request, timeout=timeout),
+            WatchCursor(key, prefix, start_revision, timeout),
+            reconnect,
+        )
 
     # Leases.
 
@@ -354,18 +363,14 @@ class AsyncClient:
             held.mark_lost,
         )
         keeper.start()
-        try:
+        async with holding_async(held, keeper.stop, lambda: self._let_go(held)):
             yield held
-        finally:
-            await keeper.stop()
-            await self._let_go(held)
-        held.check()
 
     async def _let_go(self, held: AsyncHeldLock) -> None:
         try:
             await self.release_lock(held.name, held.token)
-        except GONE_ON_RELEASE:
-            pass
+        except GONE_ON_RELEASE as error:
+            held.mark_lost(error)  # it was lost before the release (if not already known)
         except LockserviceError as error:
             _log.warning("could not release lock %s: %s", held.name, error)
         try:

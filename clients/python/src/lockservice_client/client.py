@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Protocol, TypeVar
 
 import grpc
@@ -36,8 +36,10 @@ from lockservice_client.errors import (
     VersionConflict,
     error_from_rpc,
 )
-from lockservice_client.held_lock import HeldLock, OnLost
+from lockservice_client.held_lock import HeldLock, OnLost, holding
 from lockservice_client.keepalive import LeaseKeeper, LeaseSchedule
+from lockservice_client.listing import ResourceListing
+from lockservice_client.watching import DEFAULT_RECONNECT, Watch, WatchCursor
 
 __all__ = [
     "DEFAULT_BACKOFF",
@@ -68,6 +70,7 @@ class ListPage(Protocol):
 
 
 Page = TypeVar("Page", bound=ListPage)
+Item = TypeVar("Item")
 
 _log = logging.getLogger("lockservice_client")
 
@@ -267,13 +270,15 @@ class Client:
         page_size: int = 100,
         with_values: bool = False,
         timeout: float | None = None,
-    ) -> Iterator[resource_pb2.Resource]:
-        """Every resource under `prefix` in key order, fetched a page at a time."""
-        return self._pages(
-            self._resources.ListResources,
-            lambda token: _requests.list_resources(prefix, page_size, with_values, token),
-            lambda page: page.resources,
-            timeout,
+    ) -> ResourceListing:
+        """Every resource under `prefix` in key order, fetched a page at a time; once iterating,
+        the listing's `revision` is the store revision it was read at (watch from the next)."""
+        return ResourceListing(
+            lambda token: self._call(
+                self._resources.ListResources,
+                _requests.list_resources(prefix, page_size, with_values, token),
+                timeout,
+            )
         )
 
     def versions(
@@ -291,9 +296,9 @@ class Client:
         self,
         method: grpc.UnaryUnaryMultiCallable[Request, Page],
         request_for: Callable[[str], Request],
-        items_of: Callable[[Page], Iterable[resource_pb2.Resource]],
+        items_of: Callable[[Page], Iterable[Item]],
         timeout: float | None,
-    ) -> Iterator[resource_pb2.Resource]:
+    ) -> Iterator[Item]:
         """Calls `method` page after page (AIP-158) until a page has no next_page_token."""
         page_token = ""
         while True:
@@ -315,20 +320,25 @@ class Client:
         return self._call(self._resources.Transact, _requests.transact(compares, operations, fence), timeout)
 
     def watch(
-        self, key: str, *, prefix: bool = False, start_revision: int = 0, timeout: float | None = None
-    ) -> Generator[resource_pb2.WatchEvent, None, None]:
+        self,
+        key: str,
+        *,
+        prefix: bool = False,
+        start_revision: int = 0,
+        timeout: float | None = None,
+        reconnect: Backoff | None = DEFAULT_RECONNECT,
+    ) -> Watch:
         """Changes to `key` (or every key under it with `prefix`) from `start_revision` (0: from
-        now), in revision order. The stream has no deadline unless `timeout` is given; closing
-        the iterator (or leaving the loop) cancels it."""
-        request = resource_pb2.WatchRequest(key=key, prefix=prefix, start_revision=start_revision)
-        stream = self._resources.Watch(request, timeout=timeout)
-        try:
-            for response in stream:
-                yield from response.events
-        except grpc.RpcError as error:
-            raise error_from_rpc(error) from error
-        finally:
-            stream.cancel()
+        now), in revision order, each event with its `revision`. The watch's `revision` is the
+        one it has delivered every change up to, and `established()` waits for the server to
+        register it. When the stream breaks with UNAVAILABLE it resumes from the next revision by
+        itself (`reconnect` tries with backoff; None raises at once). No deadline unless `timeout`
+        is given (for the whole watch). `close()` (or a `with` block) cancels it."""
+        return Watch(
+            lambda request, timeout: self._resources.Watch(request, timeout=timeout),
+            WatchCursor(key, prefix, start_revision, timeout),
+            reconnect,
+        )
 
     # Leases.
 
@@ -348,6 +358,17 @@ class Client:
 
     def get_lease(self, lease_id: str, *, timeout: float | None = None) -> lease_pb2.Lease:
         return self._call(self._leases.GetLease, lease_pb2.GetLeaseRequest(lease_id=lease_id), timeout)
+
+    def list_leases(
+        self, *, holder: str = "", page_size: int = 100, timeout: float | None = None
+    ) -> Iterator[lease_pb2.Lease]:
+        """Every live lease this caller owns (of `holder` when set), in id order, a page at a time."""
+        return self._pages(
+            self._leases.ListLeases,
+            lambda token: lease_pb2.ListLeasesRequest(holder=holder, page_size=page_size, page_token=token),
+            lambda page: page.leases,
+            timeout,
+        )
 
     # Locks.
 
@@ -379,6 +400,24 @@ class Client:
     def get_lock(self, name: str, *, timeout: float | None = None) -> lock_pb2.Lock:
         return self._call(self._locks.GetLock, lock_pb2.GetLockRequest(name=name), timeout)
 
+    def list_locks(
+        self,
+        prefix: str = "",
+        *,
+        page_size: int = 100,
+        include_queue: bool = False,
+        timeout: float | None = None,
+    ) -> Iterator[lock_pb2.Lock]:
+        """Every lock under `prefix` this caller may read, in name order, a page at a time."""
+        return self._pages(
+            self._locks.ListLocks,
+            lambda token: lock_pb2.ListLocksRequest(
+                prefix=prefix, page_size=page_size, page_token=token, include_queue=include_queue
+            ),
+            lambda page: page.locks,
+            timeout,
+        )
+
     @contextlib.contextmanager
     def lock(
         self,
@@ -404,20 +443,16 @@ class Client:
             held.mark_lost,
         )
         keeper.start()
-        try:
+        with holding(held, keeper.stop, lambda: self._let_go(held)):
             yield held
-        finally:
-            keeper.stop()
-            self._let_go(held)
-        held.check()
 
     def _let_go(self, held: HeldLock) -> None:
         """Releases the lock (waking the next waiter) and ends its lease; a failure here only
         leaves the lease to expire, so it is logged, not raised."""
         try:
             self.release_lock(held.name, held.token)
-        except GONE_ON_RELEASE:
-            pass
+        except GONE_ON_RELEASE as error:
+            held.mark_lost(error)  # it was lost before the release (if not already known)
         except LockserviceError as error:
             _log.warning("could not release lock %s: %s", held.name, error)
         try:

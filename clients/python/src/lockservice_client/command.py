@@ -1,4 +1,5 @@
-"""Run a command while holding a lock, as `flock`, `consul lock` and `etcdctl lock` do.
+"""Run a command while holding a lock, as `flock`, `consul lock` and `etcdctl lock` do (or
+while leading an election, or holding a semaphore's slot: any hold a `HeldLock` describes).
 
 The command learns the lock through its environment (`LOCKSERVICE_LOCK_NAME`,
 `LOCKSERVICE_FENCING_TOKEN`, `LOCKSERVICE_LEASE_ID`) and should pass the token as a fence on its
@@ -17,6 +18,7 @@ import signal
 import subprocess
 import threading
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from types import FrameType
 
@@ -24,7 +26,7 @@ from lockservice_client.client import Client
 from lockservice_client.errors import LockLost
 from lockservice_client.held_lock import HeldLock
 
-__all__ = ["LEASE_VARIABLE", "NAME_VARIABLE", "TOKEN_VARIABLE", "LockedRun", "run_locked"]
+__all__ = ["LEASE_VARIABLE", "NAME_VARIABLE", "TOKEN_VARIABLE", "LockedRun", "run_held", "run_locked"]
 
 NAME_VARIABLE = "LOCKSERVICE_LOCK_NAME"
 TOKEN_VARIABLE = "LOCKSERVICE_FENCING_TOKEN"
@@ -58,22 +60,40 @@ def _environment(held: HeldLock, extra: Mapping[str, str]) -> dict[str, str]:
     }
 
 
+class _Forwarder:
+    """The handler of the forwarded signals: passes them to the command, and keeps those that
+    arrive before the command exists to pass on as soon as it does."""
+
+    def __init__(self) -> None:
+        self.child: subprocess.Popen[bytes] | None = None
+        self.pending: list[int] = []
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        if self.child is None:
+            self.pending.append(signum)
+        elif self.child.poll() is None:
+            self.child.send_signal(signum)
+
+    def attach(self, child: subprocess.Popen[bytes]) -> None:
+        self.child = child
+        while self.pending:
+            self(self.pending.pop(0), None)
+
+
 @contextlib.contextmanager
-def _signals_passed_to(child: subprocess.Popen[bytes]) -> Iterator[None]:
-    """Forwards SIGTERM and SIGHUP to `child`, ignores SIGINT; restores the handlers after.
-    Signal handlers can only be set from the main thread: elsewhere nothing is forwarded."""
+def _signals_forwarded() -> Iterator[_Forwarder]:
+    """Forwards SIGTERM and SIGHUP to the command `attach`ed to the forwarder, ignores SIGINT;
+    restores the handlers after. Set before the command starts, so that a signal sent the moment
+    it runs is not this process's death. Signal handlers can only be set from the main thread:
+    elsewhere nothing is forwarded."""
+    forwarder = _Forwarder()
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield forwarder
         return
-
-    def forward(signum: int, frame: FrameType | None) -> None:
-        if child.poll() is None:
-            child.send_signal(signum)
-
-    previous = {sig: signal.signal(sig, forward) for sig in FORWARDED_SIGNALS}
+    previous = {sig: signal.signal(sig, forwarder) for sig in FORWARDED_SIGNALS}
     previous[signal.SIGINT] = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        yield
+        yield forwarder
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -91,9 +111,10 @@ def _stop(child: subprocess.Popen[bytes], kill_after: float) -> None:
 def _supervise(
     held: HeldLock, argv: Sequence[str], extra_env: Mapping[str, str], kill_after: float
 ) -> LockedRun:
-    child = subprocess.Popen(argv, env=_environment(held, extra_env))
     lost = False
-    with _signals_passed_to(child):
+    with _signals_forwarded() as forwarder:
+        child = subprocess.Popen(argv, env=_environment(held, extra_env))
+        forwarder.attach(child)
         # Waits in short steps: a signal may land on one of gRPC's threads, and Python runs its
         # handler only when the main thread wakes. Ends with the command (stopped if the lock is lost).
         while child.poll() is None:
@@ -116,9 +137,23 @@ def run_locked(
 ) -> LockedRun:
     """Holds `name` while `argv` runs. Raises what `Client.lock` raises when the lock cannot be
     had (LockHeld, ...), and OSError when the command cannot be started (the lock is released)."""
+    hold = client.lock(name, ttl_seconds, wait=wait, holder=holder)
+    return run_held(hold, argv, kill_after=kill_after, extra_env=extra_env)
+
+
+def run_held(
+    hold: AbstractContextManager[HeldLock],
+    argv: Sequence[str],
+    *,
+    kill_after: float = 10.0,
+    extra_env: Mapping[str, str] | None = None,
+) -> LockedRun:
+    """Enters `hold` (a `Client.lock`, an election's `campaign`, a semaphore's `acquire`, ...),
+    runs `argv` while it holds, and leaves it when the command exits. Raises what entering the
+    hold raises, and OSError when the command cannot be started (the hold is ended)."""
     outcome: LockedRun | None = None
     try:
-        with client.lock(name, ttl_seconds, wait=wait, holder=holder) as held:
+        with hold as held:
             outcome = _supervise(held, argv, extra_env or {}, kill_after)
     except LockLost:
         # Lost after the command had exited: its work was done under the lock; the outcome says so.

@@ -46,6 +46,7 @@ __all__ = [
     "RevisionCompacted",
     "ShuttingDown",
     "StaleFence",
+    "StatedConflict",
     "StoreUnavailable",
     "TransactionConflict",
     "Unauthenticated",
@@ -87,6 +88,26 @@ class Conflict:
     current_content_type: str = ""
     state_withheld: bool = False
 
+    @classmethod
+    def withheld(cls, key: str) -> Conflict:
+        """The state of `key` not given (a conflict that came without its detail)."""
+        return cls(
+            key=key,
+            exists=False,
+            current_version=0,
+            current_etag="",
+            current_update_time=None,
+            current_mod_revision=0,
+            expected="",
+            compare_index=0,
+            holder="",
+            current_token=0,
+            expire_time=None,
+            lease_id="",
+            revision=0,
+            state_withheld=True,
+        )
+
 
 class LockserviceError(Exception):
     """A failed call: the gRPC `code`, the ErrorInfo `reason` ("" when the server sent none),
@@ -108,7 +129,12 @@ class LockserviceError(Exception):
         self.code = code
         self.reason = reason
         self.metadata = dict(metadata or {})
-        self.conflict = conflict
+        self._conflict = conflict
+
+    @property
+    def conflict(self) -> Conflict | None:
+        """The current state this call conflicted with; None for errors that are not conflicts."""
+        return self._conflict
 
     def __str__(self) -> str:
         label = self.reason or self.code.name
@@ -117,34 +143,47 @@ class LockserviceError(Exception):
 
 # Conflicts with the current state: re-read (the conflict says what it is now) and retry.
 class ConflictError(LockserviceError):
-    """ABORTED or ALREADY_EXISTS: `conflict` describes the current state."""
+    """ABORTED or ALREADY_EXISTS: `conflict` describes the current state (None only when the
+    failure came without lockservice's reason, e.g. from a proxy)."""
 
 
-class AlreadyExists(ConflictError):
+class StatedConflict(ConflictError):
+    """A conflict whose reason comes with the current state: `conflict` is never None. (When
+    the caller may not read the key or lock, `conflict.state_withheld` is true and only `key`,
+    `expected` and `compare_index` are set.)"""
+
+    @property
+    def conflict(self) -> Conflict:
+        if self._conflict is None:  # never from lockservice; say so rather than give None
+            self._conflict = Conflict.withheld(self.metadata.get("key", ""))
+        return self._conflict
+
+
+class AlreadyExists(StatedConflict):
     reason_name = "RESOURCE_EXISTS"
 
 
-class VersionConflict(ConflictError):
+class VersionConflict(StatedConflict):
     reason_name = "VERSION_MISMATCH"
 
 
-class ValueConflict(ConflictError):
+class ValueConflict(StatedConflict):
     reason_name = "VALUE_MISMATCH"
 
 
-class TransactionConflict(ConflictError):
+class TransactionConflict(StatedConflict):
     reason_name = "TRANSACTION_CONFLICT"
 
 
-class LockHeld(ConflictError):
+class LockHeld(StatedConflict):
     reason_name = "LOCK_HELD"
 
 
-class LockNotHeld(ConflictError):
+class LockNotHeld(StatedConflict):
     reason_name = "LOCK_NOT_HELD"
 
 
-class StaleFence(ConflictError):
+class StaleFence(StatedConflict):
     reason_name = "STALE_FENCE"
 
 

@@ -22,33 +22,48 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1alockservice/v1/lease.proto\x12\x0elockservice.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe0\x01\n\x05Lease\x12\x10\n\x08lease_id\x18\x01 \x01(\t\x12\x0e\n\x06holder\x18\x02 \x01(\t\x12\x13\n\x0bttl_seconds\x18\x03 \x01(\x03\x12.\n\ngrant_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x65xpire_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0cremaining_ms\x18\x06 \x01(\x03\x12\x12\n\nlock_names\x18\x07 \x03(\t\x12\x15\n\rresource_keys\x18\x08 \x03(\t\"L\n\x11GrantLeaseRequest\x12\x13\n\x0bttl_seconds\x18\x01 \x01(\x03\x12\x0e\n\x06holder\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"$\n\x10KeepAliveRequest\x12\x10\n\x08lease_id\x18\x01 \x01(\t\"k\n\x11KeepAliveResponse\x12\x10\n\x08lease_id\x18\x01 \x01(\t\x12/\n\x0b\x65xpire_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bttl_seconds\x18\x03 \x01(\x03\";\n\x13RefreshLeaseRequest\x12\x10\n\x08lease_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\":\n\x12RevokeLeaseRequest\x12\x10\n\x08lease_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"U\n\x13RevokeLeaseResponse\x12\x10\n\x08revision\x18\x01 \x01(\x03\x12\x16\n\x0ereleased_locks\x18\x02 \x03(\t\x12\x14\n\x0c\x64\x65leted_keys\x18\x03 \x03(\t\"#\n\x0fGetLeaseRequest\x12\x10\n\x08lease_id\x18\x01 \x01(\t2\x94\x03\n\x0cLeaseService\x12\x46\n\nGrantLease\x12!.lockservice.v1.GrantLeaseRequest\x1a\x15.lockservice.v1.Lease\x12T\n\tKeepAlive\x12 .lockservice.v1.KeepAliveRequest\x1a!.lockservice.v1.KeepAliveResponse(\x01\x30\x01\x12J\n\x0cRefreshLease\x12#.lockservice.v1.RefreshLeaseRequest\x1a\x15.lockservice.v1.Lease\x12V\n\x0bRevokeLease\x12\".lockservice.v1.RevokeLeaseRequest\x1a#.lockservice.v1.RevokeLeaseResponse\x12\x42\n\x08GetLease\x12\x1f.lockservice.v1.GetLeaseRequest\x1a\x15.lockservice.v1.LeaseB4\n\x12\x64\x65v.lockservice.v1P\x01Z\x1clockservice/v1;lockservicev1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1alockservice/v1/lease.proto\x12\x0elockservice.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe0\x01\n\x05Lease\x12\x10\n\x08lease_id\x18\x01 \x01(\t\x12\x0e\n\x06holder\x18\x02 \x01(\t\x12\x13\n\x0bttl_seconds\x18\x03 \x01(\x03\x12.\n\ngrant_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x65xpire_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0cremaining_ms\x18\x06 \x01(\x03\x12\x12\n\nlock_names\x18\x07 \x03(\t\x12\x15\n\rresource_keys\x18\x08 \x03(\t\"L\n\x11GrantLeaseRequest\x12\x13\n\x0bttl_seconds\x18\x01 \x01(\x03\x12\x0e\n\x06holder\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"$\n\x10KeepAliveRequest\x12\x10\n\x08lease_id\x18\x01 \x01(\t\"k\n\x11KeepAliveResponse\x12\x10\n\x08lease_id\x18\x01 \x01(\t\x12/\n\x0b\x65xpire_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bttl_seconds\x18\x03 \x01(\x03\";\n\x13RefreshLeaseRequest\x12\x10\n\x08lease_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\":\n\x12RevokeLeaseRequest\x12\x10\n\x08lease_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"U\n\x13RevokeLeaseResponse\x12\x10\n\x08revision\x18\x01 \x01(\x03\x12\x16\n\x0ereleased_locks\x18\x02 \x03(\t\x12\x14\n\x0c\x64\x65leted_keys\x18\x03 \x03(\t\"#\n\x0fGetLeaseRequest\x12\x10\n\x08lease_id\x18\x01 \x01(\t\"J\n\x11ListLeasesRequest\x12\x0e\n\x06holder\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"T\n\x12ListLeasesResponse\x12%\n\x06leases\x18\x01 \x03(\x0b\x32\x15.lockservice.v1.Lease\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\x86\x05\n\x0cLeaseService\x12]\n\nGrantLease\x12!.lockservice.v1.GrantLeaseRequest\x1a\x15.lockservice.v1.Lease\"\x15\x82\xd3\xe4\x93\x02\x0f\"\n/v1/leases:\x01*\x12T\n\tKeepAlive\x12 .lockservice.v1.KeepAliveRequest\x1a!.lockservice.v1.KeepAliveResponse(\x01\x30\x01\x12t\n\x0cRefreshLease\x12#.lockservice.v1.RefreshLeaseRequest\x1a\x15.lockservice.v1.Lease\"(\x82\xd3\xe4\x93\x02\"\"\x1d/v1/leases/{lease_id}:refresh:\x01*\x12\x7f\n\x0bRevokeLease\x12\".lockservice.v1.RevokeLeaseRequest\x1a#.lockservice.v1.RevokeLeaseResponse\"\'\x82\xd3\xe4\x93\x02!\"\x1c/v1/leases/{lease_id}:revoke:\x01*\x12\x61\n\x08GetLease\x12\x1f.lockservice.v1.GetLeaseRequest\x1a\x15.lockservice.v1.Lease\"\x1d\x82\xd3\xe4\x93\x02\x17\x12\x15/v1/leases/{lease_id}\x12g\n\nListLeases\x12!.lockservice.v1.ListLeasesRequest\x1a\".lockservice.v1.ListLeasesResponse\"\x12\x82\xd3\xe4\x93\x02\x0c\x12\n/v1/leasesB^\n\x12\x64\x65v.lockservice.v1P\x01ZFgithub.com/lockservice/lockservice/gen/go/lockservice/v1;lockservicev1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'lockservice.v1.lease_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
-  _globals['DESCRIPTOR']._serialized_options = b'\n\022dev.lockservice.v1P\001Z\034lockservice/v1;lockservicev1'
-  _globals['_LEASE']._serialized_start=80
-  _globals['_LEASE']._serialized_end=304
-  _globals['_GRANTLEASEREQUEST']._serialized_start=306
-  _globals['_GRANTLEASEREQUEST']._serialized_end=382
-  _globals['_KEEPALIVEREQUEST']._serialized_start=384
-  _globals['_KEEPALIVEREQUEST']._serialized_end=420
-  _globals['_KEEPALIVERESPONSE']._serialized_start=422
-  _globals['_KEEPALIVERESPONSE']._serialized_end=529
-  _globals['_REFRESHLEASEREQUEST']._serialized_start=531
-  _globals['_REFRESHLEASEREQUEST']._serialized_end=590
-  _globals['_REVOKELEASEREQUEST']._serialized_start=592
-  _globals['_REVOKELEASEREQUEST']._serialized_end=650
-  _globals['_REVOKELEASERESPONSE']._serialized_start=652
-  _globals['_REVOKELEASERESPONSE']._serialized_end=737
-  _globals['_GETLEASEREQUEST']._serialized_start=739
-  _globals['_GETLEASEREQUEST']._serialized_end=774
-  _globals['_LEASESERVICE']._serialized_start=777
-  _globals['_LEASESERVICE']._serialized_end=1181
+  _globals['DESCRIPTOR']._serialized_options = b'\n\022dev.lockservice.v1P\001ZFgithub.com/lockservice/lockservice/gen/go/lockservice/v1;lockservicev1'
+  _globals['_LEASESERVICE'].methods_by_name['GrantLease']._loaded_options = None
+  _globals['_LEASESERVICE'].methods_by_name['GrantLease']._serialized_options = b'\202\323\344\223\002\017\"\n/v1/leases:\001*'
+  _globals['_LEASESERVICE'].methods_by_name['RefreshLease']._loaded_options = None
+  _globals['_LEASESERVICE'].methods_by_name['RefreshLease']._serialized_options = b'\202\323\344\223\002\"\"\035/v1/leases/{lease_id}:refresh:\001*'
+  _globals['_LEASESERVICE'].methods_by_name['RevokeLease']._loaded_options = None
+  _globals['_LEASESERVICE'].methods_by_name['RevokeLease']._serialized_options = b'\202\323\344\223\002!\"\034/v1/leases/{lease_id}:revoke:\001*'
+  _globals['_LEASESERVICE'].methods_by_name['GetLease']._loaded_options = None
+  _globals['_LEASESERVICE'].methods_by_name['GetLease']._serialized_options = b'\202\323\344\223\002\027\022\025/v1/leases/{lease_id}'
+  _globals['_LEASESERVICE'].methods_by_name['ListLeases']._loaded_options = None
+  _globals['_LEASESERVICE'].methods_by_name['ListLeases']._serialized_options = b'\202\323\344\223\002\014\022\n/v1/leases'
+  _globals['_LEASE']._serialized_start=110
+  _globals['_LEASE']._serialized_end=334
+  _globals['_GRANTLEASEREQUEST']._serialized_start=336
+  _globals['_GRANTLEASEREQUEST']._serialized_end=412
+  _globals['_KEEPALIVEREQUEST']._serialized_start=414
+  _globals['_KEEPALIVEREQUEST']._serialized_end=450
+  _globals['_KEEPALIVERESPONSE']._serialized_start=452
+  _globals['_KEEPALIVERESPONSE']._serialized_end=559
+  _globals['_REFRESHLEASEREQUEST']._serialized_start=561
+  _globals['_REFRESHLEASEREQUEST']._serialized_end=620
+  _globals['_REVOKELEASEREQUEST']._serialized_start=622
+  _globals['_REVOKELEASEREQUEST']._serialized_end=680
+  _globals['_REVOKELEASERESPONSE']._serialized_start=682
+  _globals['_REVOKELEASERESPONSE']._serialized_end=767
+  _globals['_GETLEASEREQUEST']._serialized_start=769
+  _globals['_GETLEASEREQUEST']._serialized_end=804
+  _globals['_LISTLEASESREQUEST']._serialized_start=806
+  _globals['_LISTLEASESREQUEST']._serialized_end=880
+  _globals['_LISTLEASESRESPONSE']._serialized_start=882
+  _globals['_LISTLEASESRESPONSE']._serialized_end=966
+  _globals['_LEASESERVICE']._serialized_start=969
+  _globals['_LEASESERVICE']._serialized_end=1615
 # @@protoc_insertion_point(module_scope)

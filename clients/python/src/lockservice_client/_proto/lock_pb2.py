@@ -22,30 +22,45 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19lockservice/v1/lock.proto\x12\x0elockservice.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\")\n\x05\x46\x65nce\x12\x11\n\tlock_name\x18\x01 \x01(\t\x12\r\n\x05token\x18\x02 \x01(\x03\"\xaa\x02\n\x04Lock\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04held\x18\x02 \x01(\x08\x12\x0e\n\x06holder\x18\x03 \x01(\t\x12\x10\n\x08lease_id\x18\x04 \x01(\t\x12\r\n\x05token\x18\x05 \x01(\x03\x12\x30\n\x0c\x61\x63quire_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x65xpire_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07waiters\x18\x08 \x01(\x05\x12-\n\nlock_delay\x18\t \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x32\n\x0e\x61vailable_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xda\x01\n\x12\x41\x63quireLockRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\x08lease_id\x18\x02 \x01(\tH\x00\x12\x15\n\x0bttl_seconds\x18\x03 \x01(\x03H\x00\x12\x0e\n\x06holder\x18\x04 \x01(\t\x12/\n\x0cwait_timeout\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12-\n\nlock_delay\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x12\n\nrequest_id\x18\x07 \x01(\tB\x07\n\x05lease\"E\n\x12ReleaseLockRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05token\x18\x02 \x01(\x03\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"9\n\x13ReleaseLockResponse\x12\"\n\x04lock\x18\x01 \x01(\x0b\x32\x14.lockservice.v1.Lock\"\x1e\n\x0eGetLockRequest\x12\x0c\n\x04name\x18\x01 \x01(\t2\xef\x01\n\x0bLockService\x12G\n\x0b\x41\x63quireLock\x12\".lockservice.v1.AcquireLockRequest\x1a\x14.lockservice.v1.Lock\x12V\n\x0bReleaseLock\x12\".lockservice.v1.ReleaseLockRequest\x1a#.lockservice.v1.ReleaseLockResponse\x12?\n\x07GetLock\x12\x1e.lockservice.v1.GetLockRequest\x1a\x14.lockservice.v1.LockB4\n\x12\x64\x65v.lockservice.v1P\x01Z\x1clockservice/v1;lockservicev1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19lockservice/v1/lock.proto\x12\x0elockservice.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\")\n\x05\x46\x65nce\x12\x11\n\tlock_name\x18\x01 \x01(\t\x12\r\n\x05token\x18\x02 \x01(\x03\"\xee\x02\n\x04Lock\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04held\x18\x02 \x01(\x08\x12\x0e\n\x06holder\x18\x03 \x01(\t\x12\x10\n\x08lease_id\x18\x04 \x01(\t\x12\r\n\x05token\x18\x05 \x01(\x03\x12\x30\n\x0c\x61\x63quire_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x65xpire_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07waiters\x18\x08 \x01(\x05\x12-\n\nlock_delay\x18\t \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x32\n\x0e\x61vailable_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x05queue\x18\x0b \x03(\x0b\x32\x1a.lockservice.v1.LockWaiter\x12\x17\n\x0f\x64\x65tail_withheld\x18\x0c \x01(\x08\"J\n\nLockWaiter\x12\x0e\n\x06holder\x18\x01 \x01(\t\x12,\n\x08\x64\x65\x61\x64line\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xda\x01\n\x12\x41\x63quireLockRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\x08lease_id\x18\x02 \x01(\tH\x00\x12\x15\n\x0bttl_seconds\x18\x03 \x01(\x03H\x00\x12\x0e\n\x06holder\x18\x04 \x01(\t\x12/\n\x0cwait_timeout\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12-\n\nlock_delay\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x12\n\nrequest_id\x18\x07 \x01(\tB\x07\n\x05lease\"E\n\x12ReleaseLockRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05token\x18\x02 \x01(\x03\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"9\n\x13ReleaseLockResponse\x12\"\n\x04lock\x18\x01 \x01(\x0b\x32\x14.lockservice.v1.Lock\"\x1e\n\x0eGetLockRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"`\n\x10ListLocksRequest\x12\x0e\n\x06prefix\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12\x15\n\rinclude_queue\x18\x04 \x01(\x08\"Q\n\x11ListLocksResponse\x12#\n\x05locks\x18\x01 \x03(\x0b\x32\x14.lockservice.v1.Lock\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xc1\x03\n\x0bLockService\x12o\n\x0b\x41\x63quireLock\x12\".lockservice.v1.AcquireLockRequest\x1a\x14.lockservice.v1.Lock\"&\x82\xd3\xe4\x93\x02 \"\x1b/v1/locks/{name=**}:acquire:\x01*\x12~\n\x0bReleaseLock\x12\".lockservice.v1.ReleaseLockRequest\x1a#.lockservice.v1.ReleaseLockResponse\"&\x82\xd3\xe4\x93\x02 \"\x1b/v1/locks/{name=**}:release:\x01*\x12\\\n\x07GetLock\x12\x1e.lockservice.v1.GetLockRequest\x1a\x14.lockservice.v1.Lock\"\x1b\x82\xd3\xe4\x93\x02\x15\x12\x13/v1/locks/{name=**}\x12\x63\n\tListLocks\x12 .lockservice.v1.ListLocksRequest\x1a!.lockservice.v1.ListLocksResponse\"\x11\x82\xd3\xe4\x93\x02\x0b\x12\t/v1/locksB^\n\x12\x64\x65v.lockservice.v1P\x01ZFgithub.com/lockservice/lockservice/gen/go/lockservice/v1;lockservicev1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'lockservice.v1.lock_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
-  _globals['DESCRIPTOR']._serialized_options = b'\n\022dev.lockservice.v1P\001Z\034lockservice/v1;lockservicev1'
-  _globals['_FENCE']._serialized_start=110
-  _globals['_FENCE']._serialized_end=151
-  _globals['_LOCK']._serialized_start=154
-  _globals['_LOCK']._serialized_end=452
-  _globals['_ACQUIRELOCKREQUEST']._serialized_start=455
-  _globals['_ACQUIRELOCKREQUEST']._serialized_end=673
-  _globals['_RELEASELOCKREQUEST']._serialized_start=675
-  _globals['_RELEASELOCKREQUEST']._serialized_end=744
-  _globals['_RELEASELOCKRESPONSE']._serialized_start=746
-  _globals['_RELEASELOCKRESPONSE']._serialized_end=803
-  _globals['_GETLOCKREQUEST']._serialized_start=805
-  _globals['_GETLOCKREQUEST']._serialized_end=835
-  _globals['_LOCKSERVICE']._serialized_start=838
-  _globals['_LOCKSERVICE']._serialized_end=1077
+  _globals['DESCRIPTOR']._serialized_options = b'\n\022dev.lockservice.v1P\001ZFgithub.com/lockservice/lockservice/gen/go/lockservice/v1;lockservicev1'
+  _globals['_LOCKSERVICE'].methods_by_name['AcquireLock']._loaded_options = None
+  _globals['_LOCKSERVICE'].methods_by_name['AcquireLock']._serialized_options = b'\202\323\344\223\002 \"\033/v1/locks/{name=**}:acquire:\001*'
+  _globals['_LOCKSERVICE'].methods_by_name['ReleaseLock']._loaded_options = None
+  _globals['_LOCKSERVICE'].methods_by_name['ReleaseLock']._serialized_options = b'\202\323\344\223\002 \"\033/v1/locks/{name=**}:release:\001*'
+  _globals['_LOCKSERVICE'].methods_by_name['GetLock']._loaded_options = None
+  _globals['_LOCKSERVICE'].methods_by_name['GetLock']._serialized_options = b'\202\323\344\223\002\025\022\023/v1/locks/{name=**}'
+  _globals['_LOCKSERVICE'].methods_by_name['ListLocks']._loaded_options = None
+  _globals['_LOCKSERVICE'].methods_by_name['ListLocks']._serialized_options = b'\202\323\344\223\002\013\022\t/v1/locks'
+  _globals['_FENCE']._serialized_start=140
+  _globals['_FENCE']._serialized_end=181
+  _globals['_LOCK']._serialized_start=184
+  _globals['_LOCK']._serialized_end=550
+  _globals['_LOCKWAITER']._serialized_start=552
+  _globals['_LOCKWAITER']._serialized_end=626
+  _globals['_ACQUIRELOCKREQUEST']._serialized_start=629
+  _globals['_ACQUIRELOCKREQUEST']._serialized_end=847
+  _globals['_RELEASELOCKREQUEST']._serialized_start=849
+  _globals['_RELEASELOCKREQUEST']._serialized_end=918
+  _globals['_RELEASELOCKRESPONSE']._serialized_start=920
+  _globals['_RELEASELOCKRESPONSE']._serialized_end=977
+  _globals['_GETLOCKREQUEST']._serialized_start=979
+  _globals['_GETLOCKREQUEST']._serialized_end=1009
+  _globals['_LISTLOCKSREQUEST']._serialized_start=1011
+  _globals['_LISTLOCKSREQUEST']._serialized_end=1107
+  _globals['_LISTLOCKSRESPONSE']._serialized_start=1109
+  _globals['_LISTLOCKSRESPONSE']._serialized_end=1190
+  _globals['_LOCKSERVICE']._serialized_start=1193
+  _globals['_LOCKSERVICE']._serialized_end=1642
 # @@protoc_insertion_point(module_scope)

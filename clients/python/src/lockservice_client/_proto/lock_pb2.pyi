@@ -3,10 +3,12 @@
 isort:skip_file
 """
 
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -27,7 +29,9 @@ class Fence(_message.Message):
     LOCK_NAME_FIELD_NUMBER: _builtins.int
     TOKEN_FIELD_NUMBER: _builtins.int
     lock_name: _builtins.str
+    """The lock whose holder may write."""
     token: _builtins.int
+    """The fencing token the writer got from AcquireLock."""
     def __init__(
         self,
         *,
@@ -44,6 +48,8 @@ Global___Fence: _TypeAlias = Fence  # noqa: Y015
 
 @_typing.final
 class Lock(_message.Message):
+    """A lock: its current holder and fencing token, and who waits for it."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     NAME_FIELD_NUMBER: _builtins.int
@@ -56,19 +62,30 @@ class Lock(_message.Message):
     WAITERS_FIELD_NUMBER: _builtins.int
     LOCK_DELAY_FIELD_NUMBER: _builtins.int
     AVAILABLE_TIME_FIELD_NUMBER: _builtins.int
+    QUEUE_FIELD_NUMBER: _builtins.int
+    DETAIL_WITHHELD_FIELD_NUMBER: _builtins.int
     name: _builtins.str
+    """The lock's name (key syntax)."""
     held: _builtins.bool
     """False when nobody holds the lock; the holder fields are then unset."""
     holder: _builtins.str
+    """Who holds the lock (the `holder` of its acquisition)."""
     lease_id: _builtins.str
+    """The lease the lock is held under."""
     token: _builtins.int
     """The fencing token of the current (or last) acquisition."""
     waiters: _builtins.int
     """How many callers are queued for the lock (0 in AcquireLock's answer to a caller with no
     `read` right on the lock).
     """
+    detail_withheld: _builtins.bool
+    """True when the caller may read the lock but not take it: ListLocks then leaves the holder,
+    lease, token and queued holders unset.
+    """
     @_builtins.property
-    def acquire_time(self) -> _timestamp_pb2.Timestamp: ...
+    def acquire_time(self) -> _timestamp_pb2.Timestamp:
+        """When the current holder acquired the lock."""
+
     @_builtins.property
     def expire_time(self) -> _timestamp_pb2.Timestamp:
         """When the holder's lease expires unless kept alive."""
@@ -80,6 +97,12 @@ class Lock(_message.Message):
     @_builtins.property
     def available_time(self) -> _timestamp_pb2.Timestamp:
         """Set while a lock-delay is running: the lock cannot be acquired before this time."""
+
+    @_builtins.property
+    def queue(self) -> _containers.RepeatedCompositeFieldContainer[Global___LockWaiter]:
+        """The callers queued for the lock, first served first: set only by ListLocks with
+        `include_queue`, at most 100 of them (`waiters` counts them all).
+        """
 
     def __init__(
         self,
@@ -94,17 +117,49 @@ class Lock(_message.Message):
         waiters: _builtins.int = ...,
         lock_delay: _duration_pb2.Duration | None = ...,
         available_time: _timestamp_pb2.Timestamp | None = ...,
+        queue: _abc.Iterable[Global___LockWaiter] | None = ...,
+        detail_withheld: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["acquire_time", b"acquire_time", "available_time", b"available_time", "expire_time", b"expire_time", "lock_delay", b"lock_delay"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["acquire_time", b"acquire_time", "available_time", b"available_time", "expire_time", b"expire_time", "held", b"held", "holder", b"holder", "lease_id", b"lease_id", "lock_delay", b"lock_delay", "name", b"name", "token", b"token", "waiters", b"waiters"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acquire_time", b"acquire_time", "available_time", b"available_time", "detail_withheld", b"detail_withheld", "expire_time", b"expire_time", "held", b"held", "holder", b"holder", "lease_id", b"lease_id", "lock_delay", b"lock_delay", "name", b"name", "queue", b"queue", "token", b"token", "waiters", b"waiters"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Lock: _TypeAlias = Lock  # noqa: Y015
 
 @_typing.final
+class LockWaiter(_message.Message):
+    """A caller queued for a lock."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HOLDER_FIELD_NUMBER: _builtins.int
+    DEADLINE_FIELD_NUMBER: _builtins.int
+    holder: _builtins.str
+    """Who waits (the `holder` of its AcquireLock)."""
+    @_builtins.property
+    def deadline(self) -> _timestamp_pb2.Timestamp:
+        """When the caller stops waiting unless served first."""
+
+    def __init__(
+        self,
+        *,
+        holder: _builtins.str = ...,
+        deadline: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["deadline", b"deadline"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deadline", b"deadline", "holder", b"holder"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LockWaiter: _TypeAlias = LockWaiter  # noqa: Y015
+
+@_typing.final
 class AcquireLockRequest(_message.Message):
+    """The request of AcquireLock."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     NAME_FIELD_NUMBER: _builtins.int
@@ -115,6 +170,7 @@ class AcquireLockRequest(_message.Message):
     LOCK_DELAY_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     name: _builtins.str
+    """The lock to acquire (key syntax)."""
     lease_id: _builtins.str
     """Hold the lock under this existing lease."""
     ttl_seconds: _builtins.int
@@ -122,6 +178,7 @@ class AcquireLockRequest(_message.Message):
     holder: _builtins.str
     """Who is asking, for humans and GetLock (a hostname, a pod, a job id)."""
     request_id: _builtins.str
+    """AIP-155 idempotency key: a retry answers the acquisition first made."""
     @_builtins.property
     def wait_timeout(self) -> _duration_pb2.Duration:
         """How long to queue for the lock; unset or zero tries once."""
@@ -153,14 +210,19 @@ Global___AcquireLockRequest: _TypeAlias = AcquireLockRequest  # noqa: Y015
 
 @_typing.final
 class ReleaseLockRequest(_message.Message):
+    """The request of ReleaseLock."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     NAME_FIELD_NUMBER: _builtins.int
     TOKEN_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     name: _builtins.str
+    """The lock to release."""
     token: _builtins.int
+    """The fencing token of the caller's acquisition: only its holder may release."""
     request_id: _builtins.str
+    """AIP-155 idempotency key."""
     def __init__(
         self,
         *,
@@ -178,6 +240,8 @@ Global___ReleaseLockRequest: _TypeAlias = ReleaseLockRequest  # noqa: Y015
 
 @_typing.final
 class ReleaseLockResponse(_message.Message):
+    """The answer of ReleaseLock."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     LOCK_FIELD_NUMBER: _builtins.int
@@ -202,10 +266,13 @@ Global___ReleaseLockResponse: _TypeAlias = ReleaseLockResponse  # noqa: Y015
 
 @_typing.final
 class GetLockRequest(_message.Message):
+    """The request of GetLock."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     NAME_FIELD_NUMBER: _builtins.int
     name: _builtins.str
+    """The lock to read."""
     def __init__(
         self,
         *,
@@ -218,3 +285,71 @@ class GetLockRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetLockRequest: _TypeAlias = GetLockRequest  # noqa: Y015
+
+@_typing.final
+class ListLocksRequest(_message.Message):
+    """The request of ListLocks."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PREFIX_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    INCLUDE_QUEUE_FIELD_NUMBER: _builtins.int
+    prefix: _builtins.str
+    """Only locks whose names start with this (key syntax); empty lists every lock."""
+    page_size: _builtins.int
+    """The most locks to return; 0 means the server default, larger values are lowered to the
+    server maximum.
+    """
+    page_token: _builtins.str
+    """`next_page_token` of the previous page; empty for the first page. A token is bound to the
+    `prefix` and `include_queue` it was issued for (INVALID_PAGE_TOKEN otherwise).
+    """
+    include_queue: _builtins.bool
+    """Also list each lock's queued callers (`Lock.queue`)."""
+    def __init__(
+        self,
+        *,
+        prefix: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+        include_queue: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["include_queue", b"include_queue", "page_size", b"page_size", "page_token", b"page_token", "prefix", b"prefix"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListLocksRequest: _TypeAlias = ListLocksRequest  # noqa: Y015
+
+@_typing.final
+class ListLocksResponse(_message.Message):
+    """The answer of ListLocks."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LOCKS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """The token of the next page; empty on the last page."""
+    @_builtins.property
+    def locks(self) -> _containers.RepeatedCompositeFieldContainer[Global___Lock]:
+        """The page's locks, in name order. A lock never released keeps its row: free locks are listed
+        too (`held` false), with the last token they issued.
+        """
+
+    def __init__(
+        self,
+        *,
+        locks: _abc.Iterable[Global___Lock] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["locks", b"locks", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListLocksResponse: _TypeAlias = ListLocksResponse  # noqa: Y015

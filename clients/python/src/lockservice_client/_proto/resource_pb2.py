@@ -22,64 +22,83 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from lockservice_client._proto import lock_pb2 as lockservice_dot_v1_dot_lock__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dlockservice/v1/resource.proto\x12\x0elockservice.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19lockservice/v1/lock.proto\"\xfe\x01\n\x08Resource\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x0c\x12\x14\n\x0c\x63ontent_type\x18\x03 \x01(\t\x12\x0f\n\x07version\x18\x04 \x01(\x03\x12\x0c\n\x04\x65tag\x18\x05 \x01(\t\x12\x17\n\x0f\x63reate_revision\x18\x06 \x01(\x03\x12\x14\n\x0cmod_revision\x18\x07 \x01(\x03\x12/\n\x0b\x63reate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08lease_id\x18\n \x01(\t\"o\n\x15\x43reateResourceRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x0c\x12\x14\n\x0c\x63ontent_type\x18\x03 \x01(\t\x12\x10\n\x08lease_id\x18\x04 \x01(\t\x12\x12\n\nrequest_id\x18\x05 \x01(\t\"2\n\x12GetResourceRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\"\xf7\x01\n\x15UpdateResourceRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x0c\x12\x14\n\x0c\x63ontent_type\x18\x03 \x01(\t\x12\x1d\n\x10\x65xpected_version\x18\x04 \x01(\x03H\x00\x88\x01\x01\x12\x15\n\rexpected_etag\x18\x05 \x01(\t\x12\x15\n\rallow_missing\x18\x06 \x01(\x08\x12$\n\x05\x66\x65nce\x18\x07 \x01(\x0b\x32\x15.lockservice.v1.Fence\x12\x10\n\x08lease_id\x18\x08 \x01(\t\x12\x12\n\nrequest_id\x18\t \x01(\tB\x13\n\x11_expected_version\"\xc0\x01\n\x15\x44\x65leteResourceRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x1d\n\x10\x65xpected_version\x18\x02 \x01(\x03H\x00\x88\x01\x01\x12\x15\n\rexpected_etag\x18\x03 \x01(\t\x12\x15\n\rallow_missing\x18\x04 \x01(\x08\x12$\n\x05\x66\x65nce\x18\x05 \x01(\x0b\x32\x15.lockservice.v1.Fence\x12\x12\n\nrequest_id\x18\x06 \x01(\tB\x13\n\x11_expected_version\"V\n\x16\x44\x65leteResourceResponse\x12*\n\x08resource\x18\x01 \x01(\x0b\x32\x18.lockservice.v1.Resource\x12\x10\n\x08revision\x18\x02 \x01(\x03\"y\n\x14ListResourcesRequest\x12\x0e\n\x06prefix\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12*\n\x04view\x18\x04 \x01(\x0e\x32\x1c.lockservice.v1.ResourceView\"o\n\x15ListResourcesResponse\x12+\n\tresources\x18\x01 \x03(\x0b\x32\x18.lockservice.v1.Resource\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x10\n\x08revision\x18\x03 \x01(\x03\"}\n\x1bListResourceVersionsRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12*\n\x04view\x18\x04 \x01(\x0e\x32\x1c.lockservice.v1.ResourceView\"c\n\x1cListResourceVersionsResponse\x12*\n\x08versions\x18\x01 \x03(\x0b\x32\x18.lockservice.v1.Resource\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x88\x02\n\x14\x43ompareAndSetRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x1a\n\x10\x65xpected_version\x18\x02 \x01(\x03H\x00\x12\x17\n\rexpected_etag\x18\x03 \x01(\tH\x00\x12\x18\n\x0e\x65xpected_value\x18\x04 \x01(\x0cH\x00\x12\x17\n\rexpect_absent\x18\x05 \x01(\x08H\x00\x12\r\n\x05value\x18\x06 \x01(\x0c\x12\x14\n\x0c\x63ontent_type\x18\x07 \x01(\t\x12$\n\x05\x66\x65nce\x18\x08 \x01(\x0b\x32\x15.lockservice.v1.Fence\x12\x10\n\x08lease_id\x18\t \x01(\t\x12\x12\n\nrequest_id\x18\n \x01(\tB\n\n\x08\x65xpected\"h\n\x07\x43ompare\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x11\n\x07version\x18\x02 \x01(\x03H\x00\x12\x0e\n\x04\x65tag\x18\x03 \x01(\tH\x00\x12\x0f\n\x05value\x18\x04 \x01(\x0cH\x00\x12\x10\n\x06\x61\x62sent\x18\x05 \x01(\x08H\x00\x42\n\n\x08\x65xpected\"R\n\x0cPutOperation\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x0c\x12\x14\n\x0c\x63ontent_type\x18\x03 \x01(\t\x12\x10\n\x08lease_id\x18\x04 \x01(\t\"\x1e\n\x0f\x44\x65leteOperation\x12\x0b\n\x03key\x18\x01 \x01(\t\"x\n\tOperation\x12+\n\x03put\x18\x01 \x01(\x0b\x32\x1c.lockservice.v1.PutOperationH\x00\x12\x31\n\x06\x64\x65lete\x18\x02 \x01(\x0b\x32\x1f.lockservice.v1.DeleteOperationH\x00\x42\x0b\n\toperation\"\xa5\x01\n\x0fTransactRequest\x12)\n\x08\x63ompares\x18\x01 \x03(\x0b\x32\x17.lockservice.v1.Compare\x12-\n\noperations\x18\x02 \x03(\x0b\x32\x19.lockservice.v1.Operation\x12$\n\x05\x66\x65nce\x18\x03 \x01(\x0b\x32\x15.lockservice.v1.Fence\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"N\n\x0fOperationResult\x12*\n\x08resource\x18\x01 \x01(\x0b\x32\x18.lockservice.v1.Resource\x12\x0f\n\x07\x64\x65leted\x18\x02 \x01(\x08\"V\n\x10TransactResponse\x12\x10\n\x08revision\x18\x01 \x01(\x03\x12\x30\n\x07results\x18\x02 \x03(\x0b\x32\x1f.lockservice.v1.OperationResult\"C\n\x0cWatchRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x0e\n\x06prefix\x18\x02 \x01(\x08\x12\x16\n\x0estart_revision\x18\x03 \x01(\x03\"\xc8\x01\n\nWatchEvent\x12\x32\n\x04type\x18\x01 \x01(\x0e\x32$.lockservice.v1.WatchEvent.EventType\x12*\n\x08resource\x18\x02 \x01(\x0b\x32\x18.lockservice.v1.Resource\x12\x10\n\x08revision\x18\x03 \x01(\x03\"H\n\tEventType\x12\x1a\n\x16\x45VENT_TYPE_UNSPECIFIED\x10\x00\x12\x07\n\x03PUT\x10\x01\x12\n\n\x06\x44\x45LETE\x10\x02\x12\n\n\x06\x45XPIRE\x10\x03\"M\n\rWatchResponse\x12*\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x1a.lockservice.v1.WatchEvent\x12\x10\n\x08revision\x18\x02 \x01(\x03*^\n\x0cResourceView\x12\x1d\n\x19RESOURCE_VIEW_UNSPECIFIED\x10\x00\x12\x17\n\x13RESOURCE_VIEW_BASIC\x10\x01\x12\x16\n\x12RESOURCE_VIEW_FULL\x10\x02\x32\x9e\x06\n\x0fResourceService\x12Q\n\x0e\x43reateResource\x12%.lockservice.v1.CreateResourceRequest\x1a\x18.lockservice.v1.Resource\x12K\n\x0bGetResource\x12\".lockservice.v1.GetResourceRequest\x1a\x18.lockservice.v1.Resource\x12Q\n\x0eUpdateResource\x12%.lockservice.v1.UpdateResourceRequest\x1a\x18.lockservice.v1.Resource\x12_\n\x0e\x44\x65leteResource\x12%.lockservice.v1.DeleteResourceRequest\x1a&.lockservice.v1.DeleteResourceResponse\x12\\\n\rListResources\x12$.lockservice.v1.ListResourcesRequest\x1a%.lockservice.v1.ListResourcesResponse\x12q\n\x14ListResourceVersions\x12+.lockservice.v1.ListResourceVersionsRequest\x1a,.lockservice.v1.ListResourceVersionsResponse\x12O\n\rCompareAndSet\x12$.lockservice.v1.CompareAndSetRequest\x1a\x18.lockservice.v1.Resource\x12M\n\x08Transact\x12\x1f.lockservice.v1.TransactRequest\x1a .lockservice.v1.TransactResponse\x12\x46\n\x05Watch\x12\x1c.lockservice.v1.WatchRequest\x1a\x1d.lockservice.v1.WatchResponse0\x01\x42\x34\n\x12\x64\x65v.lockservice.v1P\x01Z\x1clockservice/v1;lockservicev1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dlockservice/v1/resource.proto\x12\x0elockservice.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19lockservice/v1/lock.proto\"\xfe\x01\n\x08Resource\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x0c\x12\x14\n\x0c\x63ontent_type\x18\x03 \x01(\t\x12\x0f\n\x07version\x18\x04 \x01(\x03\x12\x0c\n\x04\x65tag\x18\x05 \x01(\t\x12\x17\n\x0f\x63reate_revision\x18\x06 \x01(\x03\x12\x14\n\x0cmod_revision\x18\x07 \x01(\x03\x12/\n\x0b\x63reate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08lease_id\x18\n \x01(\t\"o\n\x15\x43reateResourceRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x0c\x12\x14\n\x0c\x63ontent_type\x18\x03 \x01(\t\x12\x10\n\x08lease_id\x18\x04 \x01(\t\x12\x12\n\nrequest_id\x18\x05 \x01(\t\"2\n\x12GetResourceRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\"\xf7\x01\n\x15UpdateResourceRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x0c\x12\x14\n\x0c\x63ontent_type\x18\x03 \x01(\t\x12\x1d\n\x10\x65xpected_version\x18\x04 \x01(\x03H\x00\x88\x01\x01\x12\x15\n\rexpected_etag\x18\x05 \x01(\t\x12\x15\n\rallow_missing\x18\x06 \x01(\x08\x12$\n\x05\x66\x65nce\x18\x07 \x01(\x0b\x32\x15.lockservice.v1.Fence\x12\x10\n\x08lease_id\x18\x08 \x01(\t\x12\x12\n\nrequest_id\x18\t \x01(\tB\x13\n\x11_expected_version\"\xc0\x01\n\x15\x44\x65leteResourceRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x1d\n\x10\x65xpected_version\x18\x02 \x01(\x03H\x00\x88\x01\x01\x12\x15\n\rexpected_etag\x18\x03 \x01(\t\x12\x15\n\rallow_missing\x18\x04 \x01(\x08\x12$\n\x05\x66\x65nce\x18\x05 \x01(\x0b\x32\x15.lockservice.v1.Fence\x12\x12\n\nrequest_id\x18\x06 \x01(\tB\x13\n\x11_expected_version\"V\n\x16\x44\x65leteResourceResponse\x12*\n\x08resource\x18\x01 \x01(\x0b\x32\x18.lockservice.v1.Resource\x12\x10\n\x08revision\x18\x02 \x01(\x03\"y\n\x14ListResourcesRequest\x12\x0e\n\x06prefix\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12*\n\x04view\x18\x04 \x01(\x0e\x32\x1c.lockservice.v1.ResourceView\"o\n\x15ListResourcesResponse\x12+\n\tresources\x18\x01 \x03(\x0b\x32\x18.lockservice.v1.Resource\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x10\n\x08revision\x18\x03 \x01(\x03\"}\n\x1bListResourceVersionsRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12*\n\x04view\x18\x04 \x01(\x0e\x32\x1c.lockservice.v1.ResourceView\"c\n\x1cListResourceVersionsResponse\x12*\n\x08versions\x18\x01 \x03(\x0b\x32\x18.lockservice.v1.Resource\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x88\x02\n\x14\x43ompareAndSetRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x1a\n\x10\x65xpected_version\x18\x02 \x01(\x03H\x00\x12\x17\n\rexpected_etag\x18\x03 \x01(\tH\x00\x12\x18\n\x0e\x65xpected_value\x18\x04 \x01(\x0cH\x00\x12\x17\n\rexpect_absent\x18\x05 \x01(\x08H\x00\x12\r\n\x05value\x18\x06 \x01(\x0c\x12\x14\n\x0c\x63ontent_type\x18\x07 \x01(\t\x12$\n\x05\x66\x65nce\x18\x08 \x01(\x0b\x32\x15.lockservice.v1.Fence\x12\x10\n\x08lease_id\x18\t \x01(\t\x12\x12\n\nrequest_id\x18\n \x01(\tB\n\n\x08\x65xpected\"h\n\x07\x43ompare\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x11\n\x07version\x18\x02 \x01(\x03H\x00\x12\x0e\n\x04\x65tag\x18\x03 \x01(\tH\x00\x12\x0f\n\x05value\x18\x04 \x01(\x0cH\x00\x12\x10\n\x06\x61\x62sent\x18\x05 \x01(\x08H\x00\x42\n\n\x08\x65xpected\"R\n\x0cPutOperation\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x0c\x12\x14\n\x0c\x63ontent_type\x18\x03 \x01(\t\x12\x10\n\x08lease_id\x18\x04 \x01(\t\"\x1e\n\x0f\x44\x65leteOperation\x12\x0b\n\x03key\x18\x01 \x01(\t\"x\n\tOperation\x12+\n\x03put\x18\x01 \x01(\x0b\x32\x1c.lockservice.v1.PutOperationH\x00\x12\x31\n\x06\x64\x65lete\x18\x02 \x01(\x0b\x32\x1f.lockservice.v1.DeleteOperationH\x00\x42\x0b\n\toperation\"\xa5\x01\n\x0fTransactRequest\x12)\n\x08\x63ompares\x18\x01 \x03(\x0b\x32\x17.lockservice.v1.Compare\x12-\n\noperations\x18\x02 \x03(\x0b\x32\x19.lockservice.v1.Operation\x12$\n\x05\x66\x65nce\x18\x03 \x01(\x0b\x32\x15.lockservice.v1.Fence\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"N\n\x0fOperationResult\x12*\n\x08resource\x18\x01 \x01(\x0b\x32\x18.lockservice.v1.Resource\x12\x0f\n\x07\x64\x65leted\x18\x02 \x01(\x08\"V\n\x10TransactResponse\x12\x10\n\x08revision\x18\x01 \x01(\x03\x12\x30\n\x07results\x18\x02 \x03(\x0b\x32\x1f.lockservice.v1.OperationResult\"C\n\x0cWatchRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x0e\n\x06prefix\x18\x02 \x01(\x08\x12\x16\n\x0estart_revision\x18\x03 \x01(\x03\"\xc8\x01\n\nWatchEvent\x12\x32\n\x04type\x18\x01 \x01(\x0e\x32$.lockservice.v1.WatchEvent.EventType\x12*\n\x08resource\x18\x02 \x01(\x0b\x32\x18.lockservice.v1.Resource\x12\x10\n\x08revision\x18\x03 \x01(\x03\"H\n\tEventType\x12\x1a\n\x16\x45VENT_TYPE_UNSPECIFIED\x10\x00\x12\x07\n\x03PUT\x10\x01\x12\n\n\x06\x44\x45LETE\x10\x02\x12\n\n\x06\x45XPIRE\x10\x03\"M\n\rWatchResponse\x12*\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x1a.lockservice.v1.WatchEvent\x12\x10\n\x08revision\x18\x02 \x01(\x03*^\n\x0cResourceView\x12\x1d\n\x19RESOURCE_VIEW_UNSPECIFIED\x10\x00\x12\x17\n\x13RESOURCE_VIEW_BASIC\x10\x01\x12\x16\n\x12RESOURCE_VIEW_FULL\x10\x02\x32\xdf\x08\n\x0fResourceService\x12x\n\x0e\x43reateResource\x12%.lockservice.v1.CreateResourceRequest\x1a\x18.lockservice.v1.Resource\"%\x82\xd3\xe4\x93\x02\x1f\x1a\x16/v1/resources/{key=**}:\x05value\x12k\n\x0bGetResource\x12\".lockservice.v1.GetResourceRequest\x1a\x18.lockservice.v1.Resource\"\x1e\x82\xd3\xe4\x93\x02\x18\x12\x16/v1/resources/{key=**}\x12x\n\x0eUpdateResource\x12%.lockservice.v1.UpdateResourceRequest\x1a\x18.lockservice.v1.Resource\"%\x82\xd3\xe4\x93\x02\x1f\x1a\x16/v1/resources/{key=**}:\x05value\x12\x7f\n\x0e\x44\x65leteResource\x12%.lockservice.v1.DeleteResourceRequest\x1a&.lockservice.v1.DeleteResourceResponse\"\x1e\x82\xd3\xe4\x93\x02\x18*\x16/v1/resources/{key=**}\x12s\n\rListResources\x12$.lockservice.v1.ListResourcesRequest\x1a%.lockservice.v1.ListResourcesResponse\"\x15\x82\xd3\xe4\x93\x02\x0f\x12\r/v1/resources\x12\x9a\x01\n\x14ListResourceVersions\x12+.lockservice.v1.ListResourceVersionsRequest\x1a,.lockservice.v1.ListResourceVersionsResponse\"\'\x82\xd3\xe4\x93\x02!\x12\x1f/v1/resources/{key=**}/versions\x12\x80\x01\n\rCompareAndSet\x12$.lockservice.v1.CompareAndSetRequest\x1a\x18.lockservice.v1.Resource\"/\x82\xd3\xe4\x93\x02)\"$/v1/resources/{key=**}:compareAndSet:\x01*\x12p\n\x08Transact\x12\x1f.lockservice.v1.TransactRequest\x1a .lockservice.v1.TransactResponse\"!\x82\xd3\xe4\x93\x02\x1b\"\x16/v1/resources:transact:\x01*\x12\x63\n\x05Watch\x12\x1c.lockservice.v1.WatchRequest\x1a\x1d.lockservice.v1.WatchResponse\"\x1b\x82\xd3\xe4\x93\x02\x15\x12\x13/v1/resources:watch0\x01\x42^\n\x12\x64\x65v.lockservice.v1P\x01ZFgithub.com/lockservice/lockservice/gen/go/lockservice/v1;lockservicev1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'lockservice.v1.resource_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
-  _globals['DESCRIPTOR']._serialized_options = b'\n\022dev.lockservice.v1P\001Z\034lockservice/v1;lockservicev1'
-  _globals['_RESOURCEVIEW']._serialized_start=2826
-  _globals['_RESOURCEVIEW']._serialized_end=2920
-  _globals['_RESOURCE']._serialized_start=110
-  _globals['_RESOURCE']._serialized_end=364
-  _globals['_CREATERESOURCEREQUEST']._serialized_start=366
-  _globals['_CREATERESOURCEREQUEST']._serialized_end=477
-  _globals['_GETRESOURCEREQUEST']._serialized_start=479
-  _globals['_GETRESOURCEREQUEST']._serialized_end=529
-  _globals['_UPDATERESOURCEREQUEST']._serialized_start=532
-  _globals['_UPDATERESOURCEREQUEST']._serialized_end=779
-  _globals['_DELETERESOURCEREQUEST']._serialized_start=782
-  _globals['_DELETERESOURCEREQUEST']._serialized_end=974
-  _globals['_DELETERESOURCERESPONSE']._serialized_start=976
-  _globals['_DELETERESOURCERESPONSE']._serialized_end=1062
-  _globals['_LISTRESOURCESREQUEST']._serialized_start=1064
-  _globals['_LISTRESOURCESREQUEST']._serialized_end=1185
-  _globals['_LISTRESOURCESRESPONSE']._serialized_start=1187
-  _globals['_LISTRESOURCESRESPONSE']._serialized_end=1298
-  _globals['_LISTRESOURCEVERSIONSREQUEST']._serialized_start=1300
-  _globals['_LISTRESOURCEVERSIONSREQUEST']._serialized_end=1425
-  _globals['_LISTRESOURCEVERSIONSRESPONSE']._serialized_start=1427
-  _globals['_LISTRESOURCEVERSIONSRESPONSE']._serialized_end=1526
-  _globals['_COMPAREANDSETREQUEST']._serialized_start=1529
-  _globals['_COMPAREANDSETREQUEST']._serialized_end=1793
-  _globals['_COMPARE']._serialized_start=1795
-  _globals['_COMPARE']._serialized_end=1899
-  _globals['_PUTOPERATION']._serialized_start=1901
-  _globals['_PUTOPERATION']._serialized_end=1983
-  _globals['_DELETEOPERATION']._serialized_start=1985
-  _globals['_DELETEOPERATION']._serialized_end=2015
-  _globals['_OPERATION']._serialized_start=2017
-  _globals['_OPERATION']._serialized_end=2137
-  _globals['_TRANSACTREQUEST']._serialized_start=2140
-  _globals['_TRANSACTREQUEST']._serialized_end=2305
-  _globals['_OPERATIONRESULT']._serialized_start=2307
-  _globals['_OPERATIONRESULT']._serialized_end=2385
-  _globals['_TRANSACTRESPONSE']._serialized_start=2387
-  _globals['_TRANSACTRESPONSE']._serialized_end=2473
-  _globals['_WATCHREQUEST']._serialized_start=2475
-  _globals['_WATCHREQUEST']._serialized_end=2542
-  _globals['_WATCHEVENT']._serialized_start=2545
-  _globals['_WATCHEVENT']._serialized_end=2745
-  _globals['_WATCHEVENT_EVENTTYPE']._serialized_start=2673
-  _globals['_WATCHEVENT_EVENTTYPE']._serialized_end=2745
-  _globals['_WATCHRESPONSE']._serialized_start=2747
-  _globals['_WATCHRESPONSE']._serialized_end=2824
-  _globals['_RESOURCESERVICE']._serialized_start=2923
-  _globals['_RESOURCESERVICE']._serialized_end=3721
+  _globals['DESCRIPTOR']._serialized_options = b'\n\022dev.lockservice.v1P\001ZFgithub.com/lockservice/lockservice/gen/go/lockservice/v1;lockservicev1'
+  _globals['_RESOURCESERVICE'].methods_by_name['CreateResource']._loaded_options = None
+  _globals['_RESOURCESERVICE'].methods_by_name['CreateResource']._serialized_options = b'\202\323\344\223\002\037\032\026/v1/resources/{key=**}:\005value'
+  _globals['_RESOURCESERVICE'].methods_by_name['GetResource']._loaded_options = None
+  _globals['_RESOURCESERVICE'].methods_by_name['GetResource']._serialized_options = b'\202\323\344\223\002\030\022\026/v1/resources/{key=**}'
+  _globals['_RESOURCESERVICE'].methods_by_name['UpdateResource']._loaded_options = None
+  _globals['_RESOURCESERVICE'].methods_by_name['UpdateResource']._serialized_options = b'\202\323\344\223\002\037\032\026/v1/resources/{key=**}:\005value'
+  _globals['_RESOURCESERVICE'].methods_by_name['DeleteResource']._loaded_options = None
+  _globals['_RESOURCESERVICE'].methods_by_name['DeleteResource']._serialized_options = b'\202\323\344\223\002\030*\026/v1/resources/{key=**}'
+  _globals['_RESOURCESERVICE'].methods_by_name['ListResources']._loaded_options = None
+  _globals['_RESOURCESERVICE'].methods_by_name['ListResources']._serialized_options = b'\202\323\344\223\002\017\022\r/v1/resources'
+  _globals['_RESOURCESERVICE'].methods_by_name['ListResourceVersions']._loaded_options = None
+  _globals['_RESOURCESERVICE'].methods_by_name['ListResourceVersions']._serialized_options = b'\202\323\344\223\002!\022\037/v1/resources/{key=**}/versions'
+  _globals['_RESOURCESERVICE'].methods_by_name['CompareAndSet']._loaded_options = None
+  _globals['_RESOURCESERVICE'].methods_by_name['CompareAndSet']._serialized_options = b'\202\323\344\223\002)\"$/v1/resources/{key=**}:compareAndSet:\001*'
+  _globals['_RESOURCESERVICE'].methods_by_name['Transact']._loaded_options = None
+  _globals['_RESOURCESERVICE'].methods_by_name['Transact']._serialized_options = b'\202\323\344\223\002\033\"\026/v1/resources:transact:\001*'
+  _globals['_RESOURCESERVICE'].methods_by_name['Watch']._loaded_options = None
+  _globals['_RESOURCESERVICE'].methods_by_name['Watch']._serialized_options = b'\202\323\344\223\002\025\022\023/v1/resources:watch'
+  _globals['_RESOURCEVIEW']._serialized_start=2856
+  _globals['_RESOURCEVIEW']._serialized_end=2950
+  _globals['_RESOURCE']._serialized_start=140
+  _globals['_RESOURCE']._serialized_end=394
+  _globals['_CREATERESOURCEREQUEST']._serialized_start=396
+  _globals['_CREATERESOURCEREQUEST']._serialized_end=507
+  _globals['_GETRESOURCEREQUEST']._serialized_start=509
+  _globals['_GETRESOURCEREQUEST']._serialized_end=559
+  _globals['_UPDATERESOURCEREQUEST']._serialized_start=562
+  _globals['_UPDATERESOURCEREQUEST']._serialized_end=809
+  _globals['_DELETERESOURCEREQUEST']._serialized_start=812
+  _globals['_DELETERESOURCEREQUEST']._serialized_end=1004
+  _globals['_DELETERESOURCERESPONSE']._serialized_start=1006
+  _globals['_DELETERESOURCERESPONSE']._serialized_end=1092
+  _globals['_LISTRESOURCESREQUEST']._serialized_start=1094
+  _globals['_LISTRESOURCESREQUEST']._serialized_end=1215
+  _globals['_LISTRESOURCESRESPONSE']._serialized_start=1217
+  _globals['_LISTRESOURCESRESPONSE']._serialized_end=1328
+  _globals['_LISTRESOURCEVERSIONSREQUEST']._serialized_start=1330
+  _globals['_LISTRESOURCEVERSIONSREQUEST']._serialized_end=1455
+  _globals['_LISTRESOURCEVERSIONSRESPONSE']._serialized_start=1457
+  _globals['_LISTRESOURCEVERSIONSRESPONSE']._serialized_end=1556
+  _globals['_COMPAREANDSETREQUEST']._serialized_start=1559
+  _globals['_COMPAREANDSETREQUEST']._serialized_end=1823
+  _globals['_COMPARE']._serialized_start=1825
+  _globals['_COMPARE']._serialized_end=1929
+  _globals['_PUTOPERATION']._serialized_start=1931
+  _globals['_PUTOPERATION']._serialized_end=2013
+  _globals['_DELETEOPERATION']._serialized_start=2015
+  _globals['_DELETEOPERATION']._serialized_end=2045
+  _globals['_OPERATION']._serialized_start=2047
+  _globals['_OPERATION']._serialized_end=2167
+  _globals['_TRANSACTREQUEST']._serialized_start=2170
+  _globals['_TRANSACTREQUEST']._serialized_end=2335
+  _globals['_OPERATIONRESULT']._serialized_start=2337
+  _globals['_OPERATIONRESULT']._serialized_end=2415
+  _globals['_TRANSACTRESPONSE']._serialized_start=2417
+  _globals['_TRANSACTRESPONSE']._serialized_end=2503
+  _globals['_WATCHREQUEST']._serialized_start=2505
+  _globals['_WATCHREQUEST']._serialized_end=2572
+  _globals['_WATCHEVENT']._serialized_start=2575
+  _globals['_WATCHEVENT']._serialized_end=2775
+  _globals['_WATCHEVENT_EVENTTYPE']._serialized_start=2703
+  _globals['_WATCHEVENT_EVENTTYPE']._serialized_end=2775
+  _globals['_WATCHRESPONSE']._serialized_start=2777
+  _globals['_WATCHRESPONSE']._serialized_end=2854
+  _globals['_RESOURCESERVICE']._serialized_start=2953
+  _globals['_RESOURCESERVICE']._serialized_end=4072
 # @@protoc_insertion_point(module_scope)

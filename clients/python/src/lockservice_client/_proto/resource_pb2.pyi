@@ -78,9 +78,13 @@ class Resource(_message.Message):
     lease_id: _builtins.str
     """The lease the resource is attached to (deleted when the lease ends), or empty."""
     @_builtins.property
-    def create_time(self) -> _timestamp_pb2.Timestamp: ...
+    def create_time(self) -> _timestamp_pb2.Timestamp:
+        """When this incarnation of the key was created."""
+
     @_builtins.property
-    def update_time(self) -> _timestamp_pb2.Timestamp: ...
+    def update_time(self) -> _timestamp_pb2.Timestamp:
+        """When the key was last written."""
+
     def __init__(
         self,
         *,
@@ -105,6 +109,8 @@ Global___Resource: _TypeAlias = Resource  # noqa: Y015
 
 @_typing.final
 class CreateResourceRequest(_message.Message):
+    """The request of CreateResource."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     KEY_FIELD_NUMBER: _builtins.int
@@ -113,7 +119,9 @@ class CreateResourceRequest(_message.Message):
     LEASE_ID_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     key: _builtins.str
+    """The key to create."""
     value: _builtins.bytes
+    """The value of version 1."""
     content_type: _builtins.str
     """Default "application/octet-stream"."""
     lease_id: _builtins.str
@@ -139,11 +147,14 @@ Global___CreateResourceRequest: _TypeAlias = CreateResourceRequest  # noqa: Y015
 
 @_typing.final
 class GetResourceRequest(_message.Message):
+    """The request of GetResource."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     KEY_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
     key: _builtins.str
+    """The key to read."""
     version: _builtins.int
     """A retained past version; 0 (default) reads the latest."""
     def __init__(
@@ -162,6 +173,8 @@ Global___GetResourceRequest: _TypeAlias = GetResourceRequest  # noqa: Y015
 
 @_typing.final
 class UpdateResourceRequest(_message.Message):
+    """The request of UpdateResource."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     KEY_FIELD_NUMBER: _builtins.int
@@ -174,7 +187,9 @@ class UpdateResourceRequest(_message.Message):
     LEASE_ID_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     key: _builtins.str
+    """The key to write."""
     value: _builtins.bytes
+    """The new value."""
     content_type: _builtins.str
     """Default: keep the current content type."""
     expected_version: _builtins.int
@@ -188,6 +203,7 @@ class UpdateResourceRequest(_message.Message):
     lease_id: _builtins.str
     """Attach (or re-attach) the resource to a lease; empty keeps the current attachment."""
     request_id: _builtins.str
+    """AIP-155 idempotency key."""
     @_builtins.property
     def fence(self) -> _lock_pb2.Fence:
         """Refuse the write unless this fencing token is the lock's current one."""
@@ -217,6 +233,8 @@ Global___UpdateResourceRequest: _TypeAlias = UpdateResourceRequest  # noqa: Y015
 
 @_typing.final
 class DeleteResourceRequest(_message.Message):
+    """The request of DeleteResource."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     KEY_FIELD_NUMBER: _builtins.int
@@ -226,13 +244,19 @@ class DeleteResourceRequest(_message.Message):
     FENCE_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     key: _builtins.str
+    """The key to delete."""
     expected_version: _builtins.int
+    """Delete only if the current version is this one."""
     expected_etag: _builtins.str
+    """Delete only if the current etag is this one (AIP-154)."""
     allow_missing: _builtins.bool
     """Succeed (with an empty response) when the key is already missing."""
     request_id: _builtins.str
+    """AIP-155 idempotency key."""
     @_builtins.property
-    def fence(self) -> _lock_pb2.Fence: ...
+    def fence(self) -> _lock_pb2.Fence:
+        """Refuse the delete unless this fencing token is the lock's current one."""
+
     def __init__(
         self,
         *,
@@ -255,6 +279,8 @@ Global___DeleteResourceRequest: _TypeAlias = DeleteResourceRequest  # noqa: Y015
 
 @_typing.final
 class DeleteResourceResponse(_message.Message):
+    """What DeleteResource deleted."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     RESOURCE_FIELD_NUMBER: _builtins.int
@@ -283,6 +309,8 @@ Global___DeleteResourceResponse: _TypeAlias = DeleteResourceResponse  # noqa: Y0
 
 @_typing.final
 class ListResourcesRequest(_message.Message):
+    """The request of ListResources."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     PREFIX_FIELD_NUMBER: _builtins.int
@@ -296,6 +324,7 @@ class ListResourcesRequest(_message.Message):
     page_token: _builtins.str
     """`next_page_token` of the previous page."""
     view: Global___ResourceView.ValueType
+    """BASIC (default) leaves `value` out; FULL includes it."""
     def __init__(
         self,
         *,
@@ -314,6 +343,8 @@ Global___ListResourcesRequest: _TypeAlias = ListResourcesRequest  # noqa: Y015
 
 @_typing.final
 class ListResourcesResponse(_message.Message):
+    """One page of ListResources."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     RESOURCES_FIELD_NUMBER: _builtins.int
@@ -324,7 +355,9 @@ class ListResourcesResponse(_message.Message):
     revision: _builtins.int
     """The store revision when this page was read."""
     @_builtins.property
-    def resources(self) -> _containers.RepeatedCompositeFieldContainer[Global___Resource]: ...
+    def resources(self) -> _containers.RepeatedCompositeFieldContainer[Global___Resource]:
+        """The resources of this page, in key order."""
+
     def __init__(
         self,
         *,
@@ -342,6 +375,8 @@ Global___ListResourcesResponse: _TypeAlias = ListResourcesResponse  # noqa: Y015
 
 @_typing.final
 class ListResourceVersionsRequest(_message.Message):
+    """The request of ListResourceVersions."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     KEY_FIELD_NUMBER: _builtins.int
@@ -349,9 +384,13 @@ class ListResourceVersionsRequest(_message.Message):
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     VIEW_FIELD_NUMBER: _builtins.int
     key: _builtins.str
+    """The key whose versions to list."""
     page_size: _builtins.int
+    """At most this many versions (default 100, at most 1000)."""
     page_token: _builtins.str
+    """`next_page_token` of the previous page."""
     view: Global___ResourceView.ValueType
+    """BASIC (default) leaves `value` out; FULL includes it."""
     def __init__(
         self,
         *,
@@ -370,11 +409,14 @@ Global___ListResourceVersionsRequest: _TypeAlias = ListResourceVersionsRequest  
 
 @_typing.final
 class ListResourceVersionsResponse(_message.Message):
+    """One page of ListResourceVersions."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     VERSIONS_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
+    """Empty on the last page."""
     @_builtins.property
     def versions(self) -> _containers.RepeatedCompositeFieldContainer[Global___Resource]:
         """Newest first; only versions of the key's current incarnation."""
@@ -395,6 +437,8 @@ Global___ListResourceVersionsResponse: _TypeAlias = ListResourceVersionsResponse
 
 @_typing.final
 class CompareAndSetRequest(_message.Message):
+    """The request of CompareAndSet."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     KEY_FIELD_NUMBER: _builtins.int
@@ -408,18 +452,27 @@ class CompareAndSetRequest(_message.Message):
     LEASE_ID_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     key: _builtins.str
+    """The key to write."""
     expected_version: _builtins.int
+    """The key exists at this version."""
     expected_etag: _builtins.str
+    """The key exists with this etag."""
     expected_value: _builtins.bytes
+    """The key exists with this value."""
     expect_absent: _builtins.bool
     """True: the key must not exist (the write creates it)."""
     value: _builtins.bytes
+    """The value to write."""
     content_type: _builtins.str
     """Default: keep the current content type (or "application/octet-stream" on create)."""
     lease_id: _builtins.str
+    """Attach the resource to a lease; empty keeps the current attachment."""
     request_id: _builtins.str
+    """AIP-155 idempotency key."""
     @_builtins.property
-    def fence(self) -> _lock_pb2.Fence: ...
+    def fence(self) -> _lock_pb2.Fence:
+        """Refuse the write unless this fencing token is the lock's current one."""
+
     def __init__(
         self,
         *,
@@ -456,9 +509,11 @@ class Compare(_message.Message):
     VALUE_FIELD_NUMBER: _builtins.int
     ABSENT_FIELD_NUMBER: _builtins.int
     key: _builtins.str
+    """The key the condition is about."""
     version: _builtins.int
     """The key exists at this version."""
     etag: _builtins.str
+    """The key exists with this etag."""
     value: _builtins.bytes
     """The key exists with this value."""
     absent: _builtins.bool
@@ -484,6 +539,8 @@ Global___Compare: _TypeAlias = Compare  # noqa: Y015
 
 @_typing.final
 class PutOperation(_message.Message):
+    """A write of a transaction: create or replace one key."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     KEY_FIELD_NUMBER: _builtins.int
@@ -491,9 +548,13 @@ class PutOperation(_message.Message):
     CONTENT_TYPE_FIELD_NUMBER: _builtins.int
     LEASE_ID_FIELD_NUMBER: _builtins.int
     key: _builtins.str
+    """The key to write."""
     value: _builtins.bytes
+    """The new value."""
     content_type: _builtins.str
+    """Default: keep the current content type (or "application/octet-stream" on create)."""
     lease_id: _builtins.str
+    """Attach the resource to a lease; empty keeps the current attachment."""
     def __init__(
         self,
         *,
@@ -512,10 +573,13 @@ Global___PutOperation: _TypeAlias = PutOperation  # noqa: Y015
 
 @_typing.final
 class DeleteOperation(_message.Message):
+    """A delete of a transaction: the key must exist (RESOURCE_NOT_FOUND otherwise)."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     KEY_FIELD_NUMBER: _builtins.int
     key: _builtins.str
+    """The key to delete."""
     def __init__(
         self,
         *,
@@ -531,14 +595,20 @@ Global___DeleteOperation: _TypeAlias = DeleteOperation  # noqa: Y015
 
 @_typing.final
 class Operation(_message.Message):
+    """One operation of a transaction."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     PUT_FIELD_NUMBER: _builtins.int
     DELETE_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def put(self) -> Global___PutOperation: ...
+    def put(self) -> Global___PutOperation:
+        """Create or replace a key."""
+
     @_builtins.property
-    def delete(self) -> Global___DeleteOperation: ...
+    def delete(self) -> Global___DeleteOperation:
+        """Delete a key."""
+
     def __init__(
         self,
         *,
@@ -557,6 +627,8 @@ Global___Operation: _TypeAlias = Operation  # noqa: Y015
 
 @_typing.final
 class TransactRequest(_message.Message):
+    """The request of Transact."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     COMPARES_FIELD_NUMBER: _builtins.int
@@ -564,6 +636,7 @@ class TransactRequest(_message.Message):
     FENCE_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
+    """AIP-155 idempotency key."""
     @_builtins.property
     def compares(self) -> _containers.RepeatedCompositeFieldContainer[Global___Compare]:
         """All must hold, or nothing is written (TRANSACTION_CONFLICT)."""
@@ -573,7 +646,9 @@ class TransactRequest(_message.Message):
         """Applied in order as one store revision. A key appears at most once."""
 
     @_builtins.property
-    def fence(self) -> _lock_pb2.Fence: ...
+    def fence(self) -> _lock_pb2.Fence:
+        """Refuse the whole transaction unless this fencing token is the lock's current one."""
+
     def __init__(
         self,
         *,
@@ -592,11 +667,14 @@ Global___TransactRequest: _TypeAlias = TransactRequest  # noqa: Y015
 
 @_typing.final
 class OperationResult(_message.Message):
+    """What one operation of a transaction did."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     RESOURCE_FIELD_NUMBER: _builtins.int
     DELETED_FIELD_NUMBER: _builtins.int
     deleted: _builtins.bool
+    """True for a delete."""
     @_builtins.property
     def resource(self) -> Global___Resource:
         """For a put: the new state. For a delete: the last state before the delete, unset when the
@@ -619,6 +697,8 @@ Global___OperationResult: _TypeAlias = OperationResult  # noqa: Y015
 
 @_typing.final
 class TransactResponse(_message.Message):
+    """What Transact wrote."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     REVISION_FIELD_NUMBER: _builtins.int
@@ -645,6 +725,8 @@ Global___TransactResponse: _TypeAlias = TransactResponse  # noqa: Y015
 
 @_typing.final
 class WatchRequest(_message.Message):
+    """The request of Watch."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     KEY_FIELD_NUMBER: _builtins.int
@@ -653,6 +735,7 @@ class WatchRequest(_message.Message):
     key: _builtins.str
     """The key to watch, or the prefix when `prefix` is true (an empty prefix watches every key)."""
     prefix: _builtins.bool
+    """True: `key` is a prefix."""
     start_revision: _builtins.int
     """Replay every retained change from this revision on; 0 starts from now."""
     def __init__(
@@ -672,6 +755,8 @@ Global___WatchRequest: _TypeAlias = WatchRequest  # noqa: Y015
 
 @_typing.final
 class WatchEvent(_message.Message):
+    """One change to one resource."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     class _EventType:
@@ -681,6 +766,7 @@ class WatchEvent(_message.Message):
     class _EventTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[WatchEvent._EventType.ValueType], _builtins.type):
         DESCRIPTOR: _descriptor.EnumDescriptor
         EVENT_TYPE_UNSPECIFIED: WatchEvent._EventType.ValueType  # 0
+        """Never sent: the zero value proto3 requires."""
         PUT: WatchEvent._EventType.ValueType  # 1
         """The resource was created or updated; `resource` is its new state."""
         DELETE: WatchEvent._EventType.ValueType  # 2
@@ -688,8 +774,11 @@ class WatchEvent(_message.Message):
         EXPIRE: WatchEvent._EventType.ValueType  # 3
         """The resource was deleted because its lease ended; `resource` is its last state."""
 
-    class EventType(_EventType, metaclass=_EventTypeEnumTypeWrapper): ...
+    class EventType(_EventType, metaclass=_EventTypeEnumTypeWrapper):
+        """What happened to the resource."""
+
     EVENT_TYPE_UNSPECIFIED: WatchEvent.EventType.ValueType  # 0
+    """Never sent: the zero value proto3 requires."""
     PUT: WatchEvent.EventType.ValueType  # 1
     """The resource was created or updated; `resource` is its new state."""
     DELETE: WatchEvent.EventType.ValueType  # 2
@@ -701,10 +790,13 @@ class WatchEvent(_message.Message):
     RESOURCE_FIELD_NUMBER: _builtins.int
     REVISION_FIELD_NUMBER: _builtins.int
     type: Global___WatchEvent.EventType.ValueType
+    """What happened."""
     revision: _builtins.int
     """The store revision of the change."""
     @_builtins.property
-    def resource(self) -> Global___Resource: ...
+    def resource(self) -> Global___Resource:
+        """The resource's state after the change (its last state for DELETE and EXPIRE)."""
+
     def __init__(
         self,
         *,
@@ -722,6 +814,8 @@ Global___WatchEvent: _TypeAlias = WatchEvent  # noqa: Y015
 
 @_typing.final
 class WatchResponse(_message.Message):
+    """A batch of changes of Watch's stream."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     EVENTS_FIELD_NUMBER: _builtins.int

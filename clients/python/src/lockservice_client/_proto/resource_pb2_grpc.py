@@ -119,7 +119,8 @@ class ResourceServiceServicer:
     """
 
     def CreateResource(self, request, context):
-        """Creates a resource at version 1.
+        """Creates a resource at version 1. Over HTTP: PUT with `If-None-Match: *` and the raw value as
+        the body (its Content-Type is `content_type`); a PUT without it is UpdateResource.
         Errors: ALREADY_EXISTS / RESOURCE_EXISTS (with the current state); INVALID_ARGUMENT;
         NOT_FOUND / LEASE_NOT_FOUND when `lease_id` names no live lease.
         """
@@ -138,6 +139,8 @@ class ResourceServiceServicer:
 
     def UpdateResource(self, request, context):
         """Replaces the value, optionally only if `expected_version` / `expected_etag` still match.
+        Over HTTP: PUT with the raw value as the body; `If-Match` carries `expected_etag`, no
+        condition header is an upsert (`allow_missing`).
         Errors: ABORTED / VERSION_MISMATCH (with the current state); ABORTED / STALE_FENCE;
         NOT_FOUND / RESOURCE_NOT_FOUND unless `allow_missing`; INVALID_ARGUMENT.
         """
@@ -165,7 +168,9 @@ class ResourceServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListResourceVersions(self, request, context):
-        """Lists the retained versions of a key, newest first.
+        """Lists the retained versions of a key, newest first. The HTTP path puts a literal segment
+        after the multi-segment key, as the adapter routes it; the HttpRule grammar wants `**` last,
+        so a transcoder that enforces that rule cannot route this method.
         Errors: NOT_FOUND / RESOURCE_NOT_FOUND; INVALID_ARGUMENT / INVALID_PAGE_TOKEN.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -196,7 +201,8 @@ class ResourceServiceServicer:
 
     def Watch(self, request, context):
         """Streams changes to a key, or to every key under a prefix, from `start_revision`
-        (replaying retained history) or from now, in revision order.
+        (replaying retained history) or from now, in revision order. Over HTTP the adapter streams
+        Server-Sent Events, one WatchResponse per event.
         Errors: OUT_OF_RANGE / REVISION_COMPACTED naming the oldest retained revision;
         RESOURCE_EXHAUSTED / LIMIT_EXCEEDED when the consumer falls too far behind.
         """
