@@ -18,12 +18,20 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from tests.robustness.history import INF, Op, describe_all
 from tests.robustness.model import ABSENT, FREE_LOCK, Model, State, describe_state
 
-__all__ = ["DEFAULT_BUDGET", "Report", "Undecided", "Violation", "check", "check_linearizable"]
+__all__ = [
+    "DEFAULT_BUDGET",
+    "Report",
+    "Undecided",
+    "Violation",
+    "check",
+    "check_linearizable",
+    "forget_newest_write",
+]
 
 DEFAULT_BUDGET = 2_000_000  # search steps per part, before the checker gives up (Undecided)
 
@@ -95,12 +103,7 @@ def check_durability(ops: list[Op], final_process: int | None) -> list[Violation
     violations = []
     finals = [op for op in ops if op.process == final_process and op.kind == "get" and op.status != "unknown"]
     for final in finals:
-        deletes = [op for op in ops if op.key == final.key and op.kind == "delete" and op.status != "fail"]
-        for write in ops:
-            if write.key != final.key or write.status != "ok" or write.kind in ("get", "delete"):
-                continue
-            if write.ret > final.call or any(d.ret > write.call for d in deletes):
-                continue  # not acknowledged before the final read, or a delete may have come after it
+        for write in _must_see(final, ops):
             assert write.version is not None
             seen = "missing" if final.status == "fail" else f"v{final.version}"
             if final.status == "fail" or (final.version or 0) < write.version:
@@ -113,6 +116,37 @@ def check_durability(ops: list[Op], final_process: int | None) -> list[Violation
                     )
                 )
     return violations
+
+
+def _must_see(final: Op, ops: list[Op]) -> list[Op]:
+    """The writes `final` must see: acknowledged before it, and no delete can have come after them."""
+    deletes = [op for op in ops if op.key == final.key and op.kind == "delete" and op.status != "fail"]
+    return [
+        write
+        for write in ops
+        if write.key == final.key
+        and write.status == "ok"
+        and write.kind not in ("get", "delete")
+        and write.ret <= final.call
+        and not any(d.ret > write.call for d in deletes)
+    ]
+
+
+def forget_newest_write(history: list[Op], final_process: int) -> list[Op]:
+    """`history` with a final read made to miss the newest acknowledged write it must see: the
+    corruption a live run feeds back to the checker to prove it would notice a lost write. Not one
+    version less than the read saw: that version may have come from a write whose client never
+    heard back, and then the one below it can still hold every acknowledged write."""
+    newest: dict[int, tuple[int, Op]] = {}
+    for final in history:
+        if final.process == final_process and final.kind == "get" and final.status == "ok":
+            versions = [write.version or 0 for write in _must_see(final, history)]
+            if versions:
+                newest[final.id] = (max(versions), final)
+    if not newest:
+        raise ValueError("no final read must see an acknowledged write")
+    version, forgetful = max(newest.values(), key=lambda pair: pair[0])
+    return [replace(op, version=version - 1) if op is forgetful else op for op in history]
 
 
 def _grants(ops: list[Op]) -> dict[str, list[Op]]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.robustness.checker import Undecided, check, check_linearizable
+from tests.robustness.checker import Undecided, check, check_linearizable, forget_newest_write
 from tests.robustness.history import INF, Op, Recorder, load, save
 
 FINAL = 99
@@ -169,6 +169,24 @@ def test_a_lost_write_is_rejected() -> None:
     assert "final read saw v1" in lost
     (lin,) = _violations(h, "linearizability")
     assert "read b'a' v1, but k is b'b' v2" in lin
+
+
+def test_forgetting_the_newest_acknowledged_write_is_a_lost_write() -> None:
+    """The live runs' self-check. The final read's version can come from a write whose client never
+    heard back (v3 here): one version less is then still every acknowledged write, so the
+    corruption must go below the newest acknowledged one (v2), not below what the read saw."""
+    h = History()
+    h.add(1, "create", 0, 1, key="k", value=b"a", version=1)
+    h.add(1, "update", 2, 3, key="k", value=b"b", expected_version=1, version=2)
+    h.add(2, "update", 4, None, key="k", value=b"c", expected_version=2)  # took effect, unanswered
+    h.get(FINAL, "k", 10, 11, b"c", 3)
+    h.get(FINAL, "other", 10, 11, None)
+    assert check(h.ops, final_process=FINAL).ok
+    lost = check(forget_newest_write(h.ops, FINAL), final_process=FINAL)
+    assert {v.check for v in lost.violations} == {"durability", "linearizability"}, lost.explain()
+    (durability,) = [str(v) for v in lost.violations if v.check == "durability"]
+    assert "acknowledged write lost: #1 made k v2" in durability
+    assert "final read saw v1" in durability
 
 
 def test_a_stale_read_is_rejected() -> None:
