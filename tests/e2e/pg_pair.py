@@ -27,7 +27,7 @@ import psycopg
 
 from tests.conftest import free_port
 
-__all__ = ["PRIMARY_CONF", "PostgresPair", "conf_settings", "server_binaries"]
+__all__ = ["PRIMARY_CONF", "PostgresPair", "conf_settings", "run_as", "server_binaries", "server_user"]
 
 STANDBY_NAME = "standby1"
 
@@ -66,7 +66,7 @@ def server_binaries() -> Path | None:
     return candidates[-1].parent if candidates else None
 
 
-def _server_user() -> str | None:
+def server_user() -> str | None:
     """The user the servers run as: None (this one) unless we are root, which PostgreSQL refuses."""
     if os.geteuid() != 0:
         return None
@@ -75,6 +75,19 @@ def _server_user() -> str | None:
             pwd.getpwnam(name)
             return name
     raise RuntimeError("running as root and no postgres or nobody user to run PostgreSQL as")
+
+
+def run_as(
+    user: str | None, argv: list[str], *, cwd: Path, timeout: float
+) -> subprocess.CompletedProcess[str]:
+    """Runs `argv` as `user` (None: as this process's user), its output captured.
+
+    Through runuser, not subprocess's `user=`: with `user=` Python must fork() rather than vfork(),
+    and a fork while other threads are in gRPC calls runs gRPC's fork handlers in the child, which
+    then died of SIGSEGV or SIGABRT before exec about once in 12 runs."""
+    if user is not None:
+        argv = ["runuser", "-u", user, "--", *argv]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False, cwd=cwd)
 
 
 class PostgresPair:
@@ -87,7 +100,7 @@ class PostgresPair:
 
     def __init__(self, binaries: Path) -> None:
         self._bin = binaries
-        self._user = _server_user()
+        self._user = server_user()
         self.root = Path(tempfile.mkdtemp(prefix="lockservice-pg-pair-"))
         if self._user is not None:
             entry = pwd.getpwnam(self._user)
@@ -102,15 +115,7 @@ class PostgresPair:
     # -- processes --------------------------------------------------------------------------
 
     def _run(self, tool: str, *args: str, timeout: float = 60.0) -> str:
-        done = subprocess.run(
-            [str(self._bin / tool), *args],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-            user=self._user,
-            cwd=self.root,
-        )
+        done = run_as(self._user, [str(self._bin / tool), *args], cwd=self.root, timeout=timeout)
         if done.returncode != 0:
             raise RuntimeError(
                 f"{tool} {' '.join(args)} exited {done.returncode}:\n{done.stdout}{done.stderr}"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import resource
 import socket
 import subprocess
 import sys
@@ -115,16 +114,17 @@ def test_run_http_with_reuse_port_shares_a_port_and_without_it_refuses(tmp_path:
 
 
 def test_descriptor_headroom_raises_the_soft_limit_and_keeps_a_reserve_below_it() -> None:
-    # In a child process: a lowered hard limit cannot be raised again.
+    # In a child process: a lowered hard limit cannot be raised again. The child lowers its own
+    # (a preexec_fn would make Python fork() instead of vfork(): unsafe beside gRPC's threads).
     limit = DESCRIPTOR_RESERVE + 300
     code = (
-        "import resource; from lockservice.http.serve import descriptor_headroom; "
+        f"import resource; resource.setrlimit(resource.RLIMIT_NOFILE, ({limit - 100}, {limit})); "
+        "from lockservice.http.serve import descriptor_headroom; "
         "print(descriptor_headroom(1000), descriptor_headroom(200), "
         "resource.getrlimit(resource.RLIMIT_NOFILE)[0])"
     )
     output = subprocess.run(
         [sys.executable, "-c", code],
-        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (limit - 100, limit)),
         capture_output=True,
         text=True,
         check=True,
