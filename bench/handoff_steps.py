@@ -315,7 +315,7 @@ def _p90(values: list[float]) -> float:
 
 
 def _drive(duration: float, extra_args: list[str]) -> int:
-    from bench.harness import free_port
+    from bench.ports import free_port
 
     with tempfile.TemporaryDirectory(prefix="lockservice-steps-") as workdir:
         target = f"127.0.0.1:{free_port()}"
@@ -367,7 +367,7 @@ def _floor(calls: int) -> int:
     import grpc
 
     from bench.echo import METHOD
-    from bench.harness import free_port
+    from bench.ports import free_port
 
     target = f"127.0.0.1:{free_port()}"
     server = subprocess.Popen([sys.executable, "-m", "bench.echo", "--listen", target])

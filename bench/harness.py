@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,6 +25,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bench import etcd
 from bench.echo import METHOD as ECHO_METHOD
+from bench.ports import free_port
 
 LOCKSERVICE = str(Path(sys.executable).parent / "lockservice")
 _ROOT = Path(__file__).resolve().parent.parent
@@ -48,13 +48,6 @@ class Backend:
         if self.store == "postgresql":
             return f"postgresql x{self.replicas}"
         return self.store
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def cpu_seconds(pid: int) -> float:
@@ -89,6 +82,27 @@ def postgres_available() -> bool:
     return True
 
 
+_Launch = Callable[[], tuple[list[str], str]]
+"""Picks fresh ports and returns (command line, gRPC target)."""
+
+_PORT_TAKEN = ("cannot listen", "address already in use", "failed to bind")
+
+
+def _port_taken(log: str) -> bool:
+    """Whether a process's log says that it exited because its port was taken."""
+    return any(sign in log.lower() for sign in _PORT_TAKEN)
+
+
+def _listening(command: list[str]) -> tuple[list[str], str]:
+    target = f"127.0.0.1:{free_port()}"
+    return [*command, "--listen", target], target
+
+
+def _etcd(data_dir: str) -> tuple[list[str], str]:
+    target = f"127.0.0.1:{free_port()}"
+    return etcd.command(data_dir, target, free_port()), target
+
+
 @dataclass
 class Servers:
     """The server processes of one measured run: started on enter, stopped (and the database
@@ -105,30 +119,34 @@ class Servers:
     _workdir: tempfile.TemporaryDirectory[str] | None = None
     _database: str = ""
     _profilers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    _launches: list[_Launch] = field(default_factory=list)
+    _log_starts: list[int] = field(default_factory=list)  # where each process's latest launch logs
 
     def __enter__(self) -> Servers:
         self._workdir = tempfile.TemporaryDirectory(prefix="lockservice-bench-")
         try:
             if self.backend.store == "echo":
-                self._start([sys.executable, "-m", "bench.echo"])
+                self._start(lambda: _listening([sys.executable, "-m", "bench.echo"]))
             elif self.backend.store == "etcd":
-                target = f"127.0.0.1:{free_port()}"
-                self._start(etcd.command(f"{self._workdir.name}/etcd", target, free_port()), target)
+                data_dir = f"{self._workdir.name}/etcd"
+                self._start(lambda: _etcd(data_dir))
             elif self.backend.store == "sqlite":
                 self.location = f"{self._workdir.name}/bench.db"
                 if self.before_start is not None:
                     self.before_start(self.location)
-                self._start([LOCKSERVICE, "serve", "--db", self.location, *self._serve_args()])
+                serve = [LOCKSERVICE, "serve", "--db", self.location, *self._serve_args()]
+                self._start(lambda: _listening(serve))
             else:
                 self._database = f"lockservice_bench_{uuid.uuid4().hex[:12]}"
                 _admin_execute(f"CREATE DATABASE {self._database}")
                 self.location = POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + "/" + self._database
                 if self.before_start is not None:
                     self.before_start(self.location)
+                serve = [LOCKSERVICE, "serve", "--store", self.location, *self._serve_args()]
                 for _ in range(self.backend.replicas):
-                    self._start([LOCKSERVICE, "serve", "--store", self.location, *self._serve_args()])
-            for target, process in zip(self.targets, self.processes, strict=True):
-                wait_ready(target, process, health=self.backend.store != "echo")
+                    self._start(lambda: _listening(serve))
+            for index in range(len(self.processes)):
+                self._wait_ready(index)
         except BaseException:
             self.__exit__(None, None, None)
             raise
@@ -138,18 +156,42 @@ class Servers:
         # Per-call info logs are a measurable cost; warnings and errors still reach the log file.
         return ["--log-level", "warning", "--log-format", "json", *self.extra_args]
 
-    def _start(self, command: list[str], target: str = "") -> None:
-        """Starts `command` (given `--listen` on a free port, unless it listens on `target`)."""
+    def _start(self, launch: _Launch) -> None:
+        """Starts a process from `launch` (which picks its ports each time it is called)."""
+        self._launches.append(launch)
+        self.targets.append("")
+        self._log_starts.append(0)
+        self.processes.append(self._launch(len(self.processes)))
+
+    def _launch(self, index: int) -> subprocess.Popen[bytes]:
         assert self._workdir is not None
-        if not target:
-            target = f"127.0.0.1:{free_port()}"
-            command = [*command, "--listen", target]
-        log = Path(self._workdir.name) / f"server-{len(self.processes)}.log"
+        command, self.targets[index] = self._launches[index]()
         env = {k: v for k, v in os.environ.items() if not k.startswith(("LOCKSERVICE_", "ETCD_"))}
-        with log.open("ab") as out:
-            process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=_ROOT)
-        self.targets.append(target)
-        self.processes.append(process)
+        with self._log(index).open("ab") as out:
+            self._log_starts[index] = out.tell()
+            return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=_ROOT)
+
+    def _log(self, index: int) -> Path:
+        assert self._workdir is not None
+        return Path(self._workdir.name) / f"server-{index}.log"
+
+    def _wait_ready(self, index: int, attempts: int = 3) -> None:
+        """Until process `index` serves. A port that another process took between being offered
+        and being bound (the process exits saying so) is replaced by a fresh one, up to
+        `attempts` ports; any other failure is raised at once, with the process's log."""
+        for attempt in range(1, attempts + 1):
+            try:
+                wait_ready(self.targets[index], self.processes[index], health=self.backend.store != "echo")
+                return
+            except RuntimeError as error:
+                logged = self._log(index).read_bytes()
+                log = logged.decode(errors="replace")
+                latest = logged[self._log_starts[index] :].decode(errors="replace")
+                exited = self.processes[index].poll() is not None
+                if not exited or not _port_taken(latest) or attempt == attempts:
+                    tried = f" (tried {attempt} ports)" if attempt > 1 else ""
+                    raise RuntimeError(f"{error}{tried}; its log:\n{log[-4000:]}") from error
+            self.processes[index] = self._launch(index)
 
     def cpu_seconds(self) -> float:
         return sum(cpu_seconds(process.pid) for process in self.processes)

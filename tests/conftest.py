@@ -25,6 +25,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from bench.ports import free_port
 from lockservice.v1 import lease_pb2_grpc, lock_pb2_grpc, resource_pb2_grpc
 from tests.e2e.db_proxy import DatabaseProxy
 
@@ -98,58 +99,6 @@ def _drop_databases() -> None:
     _recycled_databases.clear()
     while _created_databases:
         _admin_execute(f"DROP DATABASE IF EXISTS {_created_databases.pop()} WITH (FORCE)")
-
-
-def _ephemeral_ports() -> tuple[int, int]:
-    try:
-        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
-    except OSError:
-        return 32768, 60999  # Linux's default
-    return int(low), int(high)
-
-
-def port_block(worker: str, workers: int) -> range:
-    """The ports one xdist worker (`gw3`; "" outside xdist) hands to its servers.
-
-    They lie outside the kernel's ephemeral range, which bind(0) and every outgoing connection
-    draw from: a port from there that a stopped server gave up can be taken by any other test
-    before the server restarts on it. Each worker has a block of its own, so no two workers
-    offer the same port."""
-    low, high = _ephemeral_ports()
-    first, last = max((1024, low - 1), (high + 1, 65535), key=lambda span: span[1] - span[0])
-    index = int(worker.removeprefix("gw")) if worker.startswith("gw") else 0
-    size = (last - first + 1) // max(workers, 1)
-    start = first + (index % max(workers, 1)) * size
-    return range(start, start + size)
-
-
-def _port_cursor() -> Iterator[int]:
-    block = port_block(
-        os.environ.get("PYTEST_XDIST_WORKER", ""),
-        int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")),
-    )
-    # Where in the block differs per session, so two suites run side by side rarely meet.
-    offset = os.getpid() % len(block)
-    while True:
-        yield from block[offset:]
-        yield from block[:offset]
-        offset = 0
-
-
-_ports = _port_cursor()
-
-
-def free_port() -> int:
-    """A loopback port nothing listens on, never offered before in this worker (until its block
-    of a few thousand wraps round); see `port_block` for why not bind(0)."""
-    for port in _ports:
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue  # another service listens there, or connections to it linger
-            return port
-    raise AssertionError("unreachable: the cursor never ends")
 
 
 @contextlib.contextmanager

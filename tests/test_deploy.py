@@ -17,11 +17,12 @@ from typing import Any
 import pytest
 import yaml
 
+from bench.ports import free_port
 from lockservice.authfiles import load_policy
 from lockservice.rpc.lifecycle import LIVENESS_SERVICE
 from lockservice.setting_sources import CONFIG_VARIABLE, OPTIONS, resolve
 from lockservice.settings import Settings
-from tests.conftest import LOCKSERVICE, ServerProcess, free_port, wait_until_serving
+from tests.conftest import LOCKSERVICE, ServerProcess, wait_until_serving
 from tests.e2e.ops_support import CertificateAuthority
 from tests.e2e.pg_pair import PRIMARY_CONF, conf_settings, server_binaries
 

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from bench.ports import free_port
 from lockservice import __version__
-from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 CLIENT = ROOT / "clients" / "python"

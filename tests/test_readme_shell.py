@@ -32,7 +32,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ServerProcess, free_port
+from bench.ports import free_port
+from tests.conftest import ServerProcess
 from tests.docs import PAGES, parts
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ServerProcess, free_port, port_block
+from bench.ports import free_port, port_block
+from tests.conftest import ServerProcess
 
 pytestmark = pytest.mark.e2e
 

@@ -25,7 +25,7 @@ from typing import Any
 
 import psycopg
 
-from tests.conftest import free_port
+from bench.ports import free_port
 
 __all__ = ["PRIMARY_CONF", "PostgresPair", "conf_settings", "run_as", "server_binaries", "server_user"]
 

@@ -12,8 +12,9 @@ import subprocess
 import time
 from pathlib import Path
 
+from bench.ports import free_port
 from lockservice.store.sqlite import SqliteStore
-from tests.conftest import LOCKSERVICE, closed_port, free_port
+from tests.conftest import LOCKSERVICE, closed_port
 from tests.e2e.mounts import fill, read_only, small_disk
 
 

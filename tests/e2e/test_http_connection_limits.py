@@ -14,8 +14,9 @@ from collections.abc import Iterator
 import grpc
 import pytest
 
+from bench.ports import free_port
 from lockservice.v1 import resource_pb2, resource_pb2_grpc
-from tests.conftest import ServerProcess, free_port
+from tests.conftest import ServerProcess
 from tests.e2e.connection_flood import open_connections
 from tests.e2e.support import ServerFactory
 

@@ -7,7 +7,7 @@ import time
 import urllib.error
 import urllib.request
 
-from tests.conftest import free_port
+from bench.ports import free_port
 from tests.e2e.support import ServerFactory
 
 

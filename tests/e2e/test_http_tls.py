@@ -21,8 +21,9 @@ import httpx
 import pytest
 from cryptography import x509
 
+from bench.ports import free_port
 from lockservice.v1 import resource_pb2, resource_pb2_grpc
-from tests.conftest import ServerProcess, free_port
+from tests.conftest import ServerProcess
 from tests.e2e.ops_support import CertificateAuthority, Pem, tls_channel, write_tokens
 from tests.e2e.support import ServerFactory, expect_failure
 from tests.e2e.test_ops_tls import start_tls

@@ -19,8 +19,9 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
+from bench.ports import free_port
 from lockservice.v1 import resource_pb2, resource_pb2_grpc
-from tests.conftest import LOCKSERVICE, ServerProcess, free_port, wait_until_serving
+from tests.conftest import LOCKSERVICE, ServerProcess, wait_until_serving
 from tests.e2e.support import ServerFactory, assert_missing, create, get, update
 
 Stub = resource_pb2_grpc.ResourceServiceStub

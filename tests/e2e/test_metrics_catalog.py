@@ -10,7 +10,7 @@ import urllib.request
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import free_port
+from bench.ports import free_port
 from tests.docs import section
 from tests.e2e.support import ServerFactory
 from tests.test_monitoring import queried_expressions

@@ -14,8 +14,9 @@ from pathlib import Path
 import grpc
 import pytest
 
+from bench.ports import free_port
 from lockservice.v1 import resource_pb2, resource_pb2_grpc
-from tests.conftest import LOCKSERVICE, ServerProcess, free_port, wait_until_serving
+from tests.conftest import LOCKSERVICE, ServerProcess, wait_until_serving
 from tests.e2e.ops_support import scrape
 from tests.e2e.support import create
 

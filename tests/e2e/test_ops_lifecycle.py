@@ -14,8 +14,9 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from bench.ports import free_port
 from lockservice.v1 import lease_pb2, lease_pb2_grpc, lock_pb2, lock_pb2_grpc, resource_pb2, resource_pb2_grpc
-from tests.conftest import LOCKSERVICE, ServerProcess, free_port
+from tests.conftest import LOCKSERVICE, ServerProcess
 from tests.e2e.ops_support import log_records
 from tests.e2e.support import ServerFactory, assert_missing, expect_failure
 

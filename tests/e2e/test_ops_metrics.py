@@ -9,8 +9,8 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2
 
+from bench.ports import free_port
 from lockservice.v1 import lease_pb2, lease_pb2_grpc, lock_pb2, lock_pb2_grpc, resource_pb2, resource_pb2_grpc
-from tests.conftest import free_port
 from tests.e2e.ops_support import scrape
 from tests.e2e.support import ServerFactory, create, expect_failure
 from tests.grpc_errors import decode

@@ -21,7 +21,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import LOCKSERVICE, free_port, wait_until_serving
+from bench.ports import free_port
+from tests.conftest import LOCKSERVICE, wait_until_serving
 
 
 def read_only_root(

@@ -11,8 +11,9 @@ import grpc
 import httpx
 import pytest
 
+from bench.ports import free_port
 from lockservice.v1 import resource_pb2, resource_pb2_grpc
-from tests.conftest import ServerProcess, free_port
+from tests.conftest import ServerProcess
 from tests.e2e.ops_support import log_records
 from tests.e2e.support import ServerFactory
 

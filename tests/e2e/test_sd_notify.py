@@ -13,7 +13,8 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from tests.conftest import LOCKSERVICE, free_port
+from bench.ports import free_port
+from tests.conftest import LOCKSERVICE
 
 
 def test_ready_once_the_port_serves_and_stopping_at_the_drain(tmp_path: Path) -> None:

@@ -23,8 +23,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 from lockservice_client import Client, StoreUnavailable
 
+from bench.ports import free_port
 from lockservice.v1 import lock_pb2, lock_pb2_grpc, resource_pb2, resource_pb2_grpc
-from tests.conftest import LOCKSERVICE, ServerProcess, free_port
+from tests.conftest import LOCKSERVICE, ServerProcess
 from tests.e2e.db_proxy import DatabaseProxy
 from tests.e2e.ops_support import scrape
 from tests.e2e.support import ServerFactory

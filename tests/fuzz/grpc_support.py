@@ -17,8 +17,9 @@ from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 
+from bench.ports import free_port
 from lockservice.v1 import lease_pb2, lease_pb2_grpc, lock_pb2, lock_pb2_grpc, resource_pb2, resource_pb2_grpc
-from tests.conftest import POSTGRES_ADMIN_URL, ServerProcess, free_port, postgres_available
+from tests.conftest import POSTGRES_ADMIN_URL, ServerProcess, postgres_available
 from tests.e2e.ops_support import bearer, write_tokens
 from tests.fuzz.grpc_messages import Rpc, Seeds
 

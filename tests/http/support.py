@@ -21,10 +21,11 @@ import pytest
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
+from bench.ports import free_port
 from lockservice.http import create_app, run_http
 from lockservice.http.openapi import openapi_document
 from lockservice.http.routes import KeyedRoute
-from tests.conftest import ServerProcess, free_port
+from tests.conftest import ServerProcess
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "https://lockservice.dev/problems/"
