@@ -56,7 +56,8 @@ def test_a_server_whose_port_was_taken_meanwhile_starts_on_a_fresh_one(
         ports = _ports_from(taken.getsockname()[1])
         monkeypatch.setattr(harness, "free_port", lambda: next(ports))
         with Servers(Backend("sqlite")) as servers:
-            assert servers.targets != [f"127.0.0.1:{taken.getsockname()[1]}"]
+            [target] = servers.targets
+            assert target != f"127.0.0.1:{taken.getsockname()[1]}"
             assert '"event": "cannot listen"' in servers.logs()
 
 
@@ -69,4 +70,4 @@ def test_a_server_that_cannot_start_is_reported_with_its_log(monkeypatch: pytest
     message = str(raised.value)
     assert message.startswith(f"server for 127.0.0.1:{port} exited with 1 (tried 3 ports); its log:\n")
     assert '"event": "cannot listen"' in message
-    assert "Address already in use" in message or "Failed to bind" in message
+    assert f"Failed to bind to address 127.0.0.1:{port}" in message
