@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -16,30 +15,6 @@ from bench.harness import Backend, Servers
 from bench.ports import free_port
 
 pytestmark = pytest.mark.e2e
-
-
-def _ephemeral_range() -> range:
-    low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
-    return range(int(low), int(high) + 1)
-
-
-def test_an_outgoing_connections_port_cannot_be_listened_on() -> None:
-    """Why ports from the ephemeral range fail: a connection's local port blocks a listener."""
-    with (
-        socket.create_server(("127.0.0.1", 0)) as listener,
-        socket.create_connection(listener.getsockname()) as client,
-    ):
-        port = client.getsockname()[1]
-        assert port in _ephemeral_range()
-        with socket.socket() as server, pytest.raises(OSError, match="Address already in use"):
-            server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            server.bind(("127.0.0.1", port))
-
-
-def test_free_ports_stay_out_of_the_ephemeral_range_and_do_not_repeat() -> None:
-    ports = [free_port() for _ in range(300)]
-    assert len(set(ports)) == len(ports)
-    assert [port for port in ports if port in _ephemeral_range()] == []
 
 
 def _ports_from(first: int) -> Iterator[int]:
